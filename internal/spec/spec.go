@@ -48,6 +48,8 @@ type Spec struct {
 	Output string `json:"output,omitempty"`
 	// Lock is the chart lock file, relative to the repository root.
 	Lock string `json:"lock,omitempty"`
+	// Agent configures the post-boot hand-over to Flux (see agent.go).
+	Agent *Agent `json:"agent,omitempty"`
 }
 
 // Cluster is one Talos cluster.
@@ -65,8 +67,13 @@ type Cluster struct {
 	Settings string `json:"settings"`
 	// CNIValues is a values file with boot-only overrides of the CNI HelmRelease's values.
 	CNIValues string `json:"cniValues,omitempty"`
-	// Patches are static Talos patches applied before bootcore's own when validating.
+	// Patches are the user's static Talos patches for every node (talosctl --config-patch);
+	// gen applies them before its own when validating, so the validated config is the real one.
 	Patches []string `json:"patches,omitempty"`
+	// ControlPlanePatches and WorkerPatches apply to one role only
+	// (talosctl --config-patch-control-plane / --config-patch-worker).
+	ControlPlanePatches []string `json:"controlPlanePatches,omitempty"`
+	WorkerPatches       []string `json:"workerPatches,omitempty"`
 }
 
 // Release names a Flux HelmRelease in the GitOps tree.
@@ -199,9 +206,11 @@ func (s *Spec) Validate() error {
 				return fmt.Errorf("%s.%s: %w", field, name, err)
 			}
 		}
-		for j, p := range c.Patches {
-			if err := relPath(p); err != nil || p == "" {
-				return fmt.Errorf("%s.patches[%d]: must be a path inside the repository", field, j)
+		for name, list := range map[string][]string{"patches": c.Patches, "controlPlanePatches": c.ControlPlanePatches, "workerPatches": c.WorkerPatches} {
+			for j, p := range list {
+				if err := relPath(p); err != nil || p == "" {
+					return fmt.Errorf("%s.%s[%d]: %q must be a path inside the repository", field, name, j, p)
+				}
 			}
 		}
 	}
@@ -231,6 +240,11 @@ func (s *Spec) Validate() error {
 	}
 	if err := relPath(s.Lock); err != nil {
 		return fmt.Errorf("lock: %w", err)
+	}
+	if s.Agent != nil {
+		if err := s.Agent.validate(s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

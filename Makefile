@@ -1,0 +1,32 @@
+# bootcore developer targets. `make test` is the one CI runs (see .ci/run).
+GO      ?= go
+BIN     ?= bin/bootcore
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The lab tree is the repository-shaped fixture whose generated output is committed.
+LAB     ?= integration/testdata/lab
+UNIT_PKGS = ./cmd/... ./internal/... ./talos/...
+
+.PHONY: build test test-unit gen gen-check vet
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bootcore
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+test-unit:
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+# Everything: unit tests, the committed lab output is current, and the test-bed suites.
+test: vet gen-check test-unit test-integration
+
+# Regenerate the lab tree's committed patches.
+gen:
+	$(GO) run ./cmd/bootcore gen --repo $(LAB)
+
+# Fail when the committed lab patches are stale (what a user's CI runs on their repo).
+gen-check:
+	$(GO) run ./cmd/bootcore gen --repo $(LAB) --check
+
+include integration/testbed.mk

@@ -1,0 +1,121 @@
+package chartsource
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"helm.sh/helm/v3/pkg/registry"
+)
+
+// cache keeps chart archives on disk, keyed by upstream URL, chart, version and digest. An entry
+// is only used after its content is checked against the digest in its key, so a truncated or
+// tampered file is a miss, never a wrong chart. An empty dir disables the cache.
+//
+// Layout: <dir>/<sha256 of key>.tgz, plus <...>.manifest.json for OCI charts, whose digest is
+// that of the manifest and not of the archive.
+type cache struct{ dir string }
+
+func (c cache) path(e LockEntry, ext string) string {
+	sum := sha256.Sum256([]byte(e.key() + "\x00" + e.Digest))
+	return filepath.Join(c.dir, hex.EncodeToString(sum[:])+ext)
+}
+
+// archive returns the cached archive of an HTTP-repository chart whose digest is the archive's.
+func (c cache) archive(e LockEntry) ([]byte, bool) {
+	if c.dir == "" || e.Digest == "" {
+		return nil, false
+	}
+	data, err := os.ReadFile(c.path(e, ".tgz"))
+	if err != nil || sha256Digest(data) != e.Digest {
+		return nil, false
+	}
+	return data, true
+}
+
+// ociArchive returns the cached chart layer of an OCI chart: the manifest must hash to the
+// entry's digest and list a chart layer whose digest matches the cached archive.
+func (c cache) ociArchive(e LockEntry) ([]byte, bool) {
+	if c.dir == "" || e.Digest == "" {
+		return nil, false
+	}
+	manifest, err := os.ReadFile(c.path(e, ".manifest.json"))
+	if err != nil || sha256Digest(manifest) != e.Digest {
+		return nil, false
+	}
+	data, err := os.ReadFile(c.path(e, ".tgz"))
+	if err != nil {
+		return nil, false
+	}
+	if layer, ok := chartLayerDigest(manifest); !ok || layer != sha256Digest(data) {
+		return nil, false
+	}
+	return data, true
+}
+
+func (c cache) put(e LockEntry, archive, manifest []byte) error {
+	if c.dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return fmt.Errorf("chart cache: %w", err)
+	}
+	// The archive goes first: a manifest without its archive is a miss, so a crash in between
+	// leaves nothing that looks complete.
+	if err := writeAtomic(c.path(e, ".tgz"), archive); err != nil {
+		return err
+	}
+	if manifest != nil {
+		return writeAtomic(c.path(e, ".manifest.json"), manifest)
+	}
+	return nil
+}
+
+// writeAtomic writes via a temporary file in the same directory and a rename, so that a
+// concurrent reader (another gen run) sees either nothing or the whole file.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("chart cache: %w", err)
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("chart cache: %w", werr)
+	}
+	return nil
+}
+
+func sha256Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// chartLayerDigest returns the digest of the Helm chart layer listed in an OCI manifest.
+func chartLayerDigest(manifest []byte) (string, bool) {
+	var m struct {
+		Layers []struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+		} `json:"layers"`
+	}
+	if json.Unmarshal(manifest, &m) != nil {
+		return "", false
+	}
+	for _, l := range m.Layers {
+		if l.MediaType == registry.ChartLayerMediaType || l.MediaType == registry.LegacyChartLayerMediaType {
+			return l.Digest, true
+		}
+	}
+	return "", false
+}

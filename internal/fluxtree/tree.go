@@ -1,0 +1,306 @@
+// Package fluxtree computes, offline, what Flux would apply to one cluster from the Git
+// repository: it starts at the cluster's flux-system entry and follows every Flux
+// Kustomization it produces, building each path with Flux's own kustomize wrapper
+// (fluxcd/pkg/kustomize) and applying postBuild substitution with Flux's own code.
+package fluxtree
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/fluxcd/pkg/kustomize"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Flux API groups the walk understands.
+const (
+	KustomizeGroup = "kustomize.toolkit.fluxcd.io"
+	HelmGroup      = "helm.toolkit.fluxcd.io"
+	SourceGroup    = "source.toolkit.fluxcd.io"
+)
+
+// Object is one object Flux would apply, after kustomize build and substitution.
+type Object struct {
+	*unstructured.Unstructured
+	// AppliedBy is the Flux Kustomization ("namespace/name") whose build produced the object.
+	AppliedBy string
+}
+
+// Key identifies an object by group, kind, namespace and name.
+type Key struct{ Group, Kind, Namespace, Name string }
+
+func (k Key) String() string {
+	if k.Namespace == "" {
+		return fmt.Sprintf("%s %s", k.Kind, k.Name)
+	}
+	return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name)
+}
+
+// Tree is the rendered Flux tree of one cluster.
+type Tree struct {
+	Root    string
+	Objects []*Object
+	// Kustomizations are the Flux Kustomizations reached, keyed by "namespace/name".
+	Kustomizations map[string]*unstructured.Unstructured
+	// Skipped lists Kustomizations whose source is not this repository (not walked).
+	Skipped []string
+
+	index map[Key]*Object
+	files *fileIndex
+}
+
+// Load walks the tree of one cluster. root is the repository root; fluxSystem the
+// cluster's flux-system directory relative to root.
+func Load(ctx context.Context, root, fluxSystem string) (*Tree, error) {
+	work, err := copyTree(root)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	t := &Tree{
+		Root:           root,
+		Kustomizations: map[string]*unstructured.Unstructured{},
+		index:          map[Key]*Object{},
+	}
+	if t.files, err = indexFiles(root); err != nil {
+		return nil, err
+	}
+
+	// The flux-system entry is applied by bootstrap with a plain kustomize build.
+	entry := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": KustomizeGroup + "/v1", "kind": "Kustomization",
+		"metadata": map[string]any{"name": "(entry)", "namespace": "flux-system"},
+		"spec":     map[string]any{"path": fluxSystem},
+	}}
+	if err := t.apply(ctx, work, entry, "entry "+fluxSystem); err != nil {
+		return nil, err
+	}
+
+	// Breadth-first over the Kustomizations the builds produce. One whose substituteFrom
+	// objects do not exist yet waits until a later build produces them, as it would in-cluster.
+	pending := t.newKustomizations()
+	for len(pending) > 0 {
+		var waiting []*unstructured.Unstructured
+		progressed := false
+		for _, ks := range pending {
+			if missing := t.missingSubstituteFrom(ks); missing != "" {
+				waiting = append(waiting, ks)
+				continue
+			}
+			progressed = true
+			if err := t.walk(ctx, work, ks); err != nil {
+				return nil, err
+			}
+		}
+		if !progressed {
+			ks := waiting[0]
+			return nil, fmt.Errorf("Kustomization %s/%s (%s): postBuild.substituteFrom %s is not produced by any Kustomization of this cluster",
+				ks.GetNamespace(), ks.GetName(), t.files.locate(ks), t.missingSubstituteFrom(ks))
+		}
+		pending = append(waiting, t.newKustomizations()...)
+	}
+	return t, nil
+}
+
+// newKustomizations returns Flux Kustomizations produced but not yet walked, in a stable order.
+func (t *Tree) newKustomizations() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range t.Objects {
+		if o.GroupVersionKind().Group != KustomizeGroup || o.GetKind() != "Kustomization" {
+			continue
+		}
+		id := o.GetNamespace() + "/" + o.GetName()
+		if _, seen := t.Kustomizations[id]; seen {
+			continue
+		}
+		t.Kustomizations[id] = o.Unstructured
+		out = append(out, o.Unstructured)
+	}
+	return out
+}
+
+func (t *Tree) walk(ctx context.Context, work string, ks *unstructured.Unstructured) error {
+	id := ks.GetNamespace() + "/" + ks.GetName()
+	kind, _, _ := unstructured.NestedString(ks.Object, "spec", "sourceRef", "kind")
+	if kind != "" && kind != "GitRepository" {
+		t.Skipped = append(t.Skipped, fmt.Sprintf("Kustomization %s: source %s is not this repository", id, kind))
+		return nil
+	}
+	return t.apply(ctx, work, ks, "Kustomization "+id)
+}
+
+// apply builds ks.spec.path the way kustomize-controller does and records the objects.
+func (t *Tree) apply(ctx context.Context, work string, ks *unstructured.Unstructured, what string) error {
+	rel, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
+	rel = strings.TrimPrefix(filepath.Clean("/"+rel), "/")
+	dir := filepath.Join(work, rel)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%s (%s): spec.path %q does not exist in the repository", what, t.files.locate(ks), rel)
+	}
+	gen := kustomize.NewGenerator(work, *ks)
+	action, err := gen.WriteFile(dir)
+	if err != nil {
+		return fmt.Errorf("%s: generating kustomization for %s: %w", what, rel, err)
+	}
+	resources, err := kustomize.SecureBuild(work, dir, false)
+	cleanErr := kustomize.CleanDirectory(dir, action)
+	if err != nil {
+		return fmt.Errorf("%s: kustomize build %s: %w", what, rel, err)
+	}
+	if cleanErr != nil {
+		return cleanErr
+	}
+	lookup := &objectReader{tree: t}
+	for _, res := range resources.Resources() {
+		out, err := kustomize.SubstituteVariables(ctx, lookup, *ks, res, kustomize.SubstituteWithStrict(true))
+		if err != nil {
+			return fmt.Errorf("%s: postBuild substitution in %s %s (%s): %w", what, res.GetKind(), res.GetName(), t.files.locateKind(res.GetKind(), res.GetName()), err)
+		}
+		if out == nil { // substitution disabled by annotation
+			out = res
+		}
+		m, err := out.Map()
+		if err != nil {
+			return fmt.Errorf("%s: %s %s: %w", what, res.GetKind(), res.GetName(), err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if ns, ok, _ := unstructured.NestedString(ks.Object, "spec", "targetNamespace"); ok && ns != "" && u.GetNamespace() == "" {
+			u.SetNamespace(ns)
+		}
+		t.add(&Object{Unstructured: u, AppliedBy: ks.GetNamespace() + "/" + ks.GetName()})
+	}
+	return nil
+}
+
+func (t *Tree) add(o *Object) {
+	k := keyOf(o.Unstructured)
+	if _, dup := t.index[k]; dup {
+		return // applied by two Kustomizations; Flux would fight, the first one wins here
+	}
+	t.index[k] = o
+	t.Objects = append(t.Objects, o)
+}
+
+func keyOf(u *unstructured.Unstructured) Key {
+	gvk := u.GroupVersionKind()
+	return Key{Group: gvk.Group, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// Get returns the object with the given group, kind, namespace and name.
+func (t *Tree) Get(group, kind, namespace, name string) (*Object, bool) {
+	o, ok := t.index[Key{group, kind, namespace, name}]
+	return o, ok
+}
+
+// Locate names the repository file an object most likely comes from, for messages.
+func (t *Tree) Locate(kind, name string) string { return t.files.locateKind(kind, name) }
+
+// Vars returns the postBuild variables of the Kustomization that applies o, as Flux computes them.
+func (t *Tree) Vars(ctx context.Context, o *Object) (map[string]string, error) {
+	ks, ok := t.Kustomizations[o.AppliedBy]
+	if !ok {
+		return map[string]string{}, nil
+	}
+	vars, err := kustomize.LoadVariables(ctx, &objectReader{tree: t}, *ks)
+	if err != nil {
+		return nil, err
+	}
+	inline, _, _ := unstructured.NestedStringMap(ks.Object, "spec", "postBuild", "substitute")
+	for k, v := range inline {
+		vars[k] = strings.ReplaceAll(v, "\n", "")
+	}
+	return vars, nil
+}
+
+// missingSubstituteFrom names the first non-optional substituteFrom object not yet produced.
+func (t *Tree) missingSubstituteFrom(ks *unstructured.Unstructured) string {
+	refs, _, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom")
+	for _, r := range refs {
+		ref, _ := r.(map[string]any)
+		kind, _ := ref["kind"].(string)
+		name, _ := ref["name"].(string)
+		optional, _ := ref["optional"].(bool)
+		if optional {
+			continue
+		}
+		if _, ok := t.Get("", kind, ks.GetNamespace(), name); !ok {
+			return fmt.Sprintf("%s %s/%s", kind, ks.GetNamespace(), name)
+		}
+	}
+	return ""
+}
+
+// objectReader serves Flux's LoadVariables from the objects produced so far, the way the
+// API server would serve it in-cluster. Only Get is used by Flux's code.
+type objectReader struct {
+	client.Client
+	tree *Tree
+}
+
+func (r *objectReader) Get(_ context.Context, key types.NamespacedName, obj client.Object, _ ...client.GetOption) error {
+	gvks, _, err := clientScheme.ObjectKinds(obj)
+	if err != nil {
+		return err
+	}
+	kind := gvks[0].Kind
+	o, ok := r.tree.Get("", kind, key.Namespace, key.Name)
+	if !ok {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(kind) + "s"}, key.Name)
+	}
+	return fromUnstructured(o.Unstructured, obj)
+}
+
+// copyTree copies the repository (without .git) to a scratch directory, because Flux's
+// kustomization generator writes kustomization.yaml files into the directories it builds.
+func copyTree(root string) (string, error) {
+	work, err := os.MkdirTemp("", "bootcore-tree-")
+	if err != nil {
+		return "", err
+	}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			// .git and tool caches (hidden directories) are not part of what Flux builds.
+			if p != root && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(work, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(work, rel), data, 0o644)
+	})
+	if err != nil {
+		os.RemoveAll(work)
+		return "", fmt.Errorf("reading repository %s: %w", root, err)
+	}
+	return work, nil
+}
+
+// SortedKeys is a helper for deterministic iteration.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

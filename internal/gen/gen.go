@@ -1,0 +1,423 @@
+// Package gen turns the bootstrap spec and the Flux tree into Talos machine-config patches:
+// phase 0 (CRDs only) and phase 1 (the CNI release) as inline manifests, per cluster and role.
+package gen
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/bootcore-dev/bootcore/internal/chartsource"
+	"github.com/bootcore-dev/bootcore/internal/fluxtree"
+	"github.com/bootcore-dev/bootcore/internal/render"
+	"github.com/bootcore-dev/bootcore/internal/spec"
+	"github.com/bootcore-dev/bootcore/talos"
+)
+
+// Inline manifest names; stable so the post-handover patch can remove exactly these.
+const (
+	CRDManifest = "bootcore-crds"
+	CNIManifest = "bootcore-cni"
+)
+
+// Options configure one gen run.
+type Options struct {
+	Repo                 string   // directory holding bootstrap/bootcore.yaml and kubernetes/
+	Clusters             []string // empty: all clusters of the spec
+	Out                  string   // output directory; empty: the spec's output, relative to Repo
+	StripCRDDescriptions bool
+	CacheDir             string // chart cache; empty: the user cache dir
+}
+
+// Output is everything gen would write, keyed by path relative to Repo.
+type Output struct {
+	Files    map[string][]byte
+	Clusters []ClusterReport
+}
+
+// ClusterReport is what gen tells the user about one cluster.
+type ClusterReport struct {
+	Name           string
+	TalosVersion   string
+	Manifests      []ManifestReport
+	Configs        talos.Report
+	BudgetBytes    int64
+	BootOnlyValues []string // values the boot-only overrides change; Flux changes them back at hand-over
+	StrippedBytes  int      // saved by --strip-crd-descriptions
+	Skipped        []string // Kustomizations not walked (source outside this repository)
+}
+
+// ManifestReport sizes one inline manifest.
+type ManifestReport struct {
+	Name    string
+	Objects int
+	Bytes   int
+}
+
+// Run renders everything in memory; it writes nothing (see Write and Check).
+func Run(ctx context.Context, o Options) (*Output, error) {
+	s, err := spec.Load(filepath.Join(o.Repo, spec.DefaultPath))
+	if err != nil {
+		return nil, err
+	}
+	names := o.Clusters
+	if len(names) == 0 {
+		names = s.ClusterNames()
+	}
+	for _, n := range names {
+		if _, ok := s.Cluster(n); !ok {
+			return nil, fmt.Errorf("unknown cluster %q: %s defines %s", n, spec.DefaultPath, strings.Join(s.ClusterNames(), ", "))
+		}
+	}
+	out := o.Out
+	if out == "" {
+		out = s.Output
+	}
+	lockPath := filepath.Join(o.Repo, s.Lock)
+	lock, err := chartsource.LoadLock(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	cache := o.CacheDir
+	if cache == "" {
+		cache = DefaultCacheDir()
+	}
+	fetcher := &chartsource.Fetcher{RepoRoot: o.Repo, CacheDir: cache, Lock: lock}
+	for _, m := range s.Mirrors {
+		fetcher.Mirrors = append(fetcher.Mirrors, chartsource.Mirror{Upstream: m.Upstream, Mirror: m.Mirror})
+	}
+
+	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: o.StripCRDDescriptions, used: map[string]chartsource.LockEntry{}}
+	result := &Output{Files: map[string][]byte{}}
+	for _, n := range names {
+		c, _ := s.Cluster(n)
+		files, report, err := g.cluster(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", n, err)
+		}
+		for name, data := range files {
+			result.Files[relJoin(out, c.Name, name)] = data
+		}
+		result.Clusters = append(result.Clusters, *report)
+	}
+	// The lock keeps entries of clusters not rendered in this run.
+	for _, k := range fluxtree.SortedKeys(g.used) {
+		lock.Record(g.used[k])
+	}
+	lockData, err := lock.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if len(lock.Entries) > 0 {
+		result.Files[filepath.ToSlash(s.Lock)] = lockData
+	}
+	return result, nil
+}
+
+func relJoin(parts ...string) string { return filepath.ToSlash(filepath.Join(parts...)) }
+
+// DefaultCacheDir is $BOOTCORE_CACHE_DIR, else <user cache dir>/bootcore/charts.
+func DefaultCacheDir() string {
+	if d := os.Getenv("BOOTCORE_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "bootcore", "charts")
+	}
+	return filepath.Join(os.TempDir(), "bootcore-charts")
+}
+
+type generator struct {
+	spec    *spec.Spec
+	repo    string
+	fetcher *chartsource.Fetcher
+	strip   bool
+	used    map[string]chartsource.LockEntry
+}
+
+func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
+	if err := checkSettings(g.repo, c); err != nil {
+		return nil, nil, err
+	}
+	tree, err := fluxtree.Load(ctx, g.repo, c.FluxSystem)
+	if err != nil {
+		return nil, nil, err
+	}
+	report := &ClusterReport{Name: c.Name, TalosVersion: c.TalosVersion, BudgetBytes: g.spec.Budget.MaxConfigBytes, Skipped: tree.Skipped}
+
+	crds, err := g.phase0(ctx, c, tree, report)
+	if err != nil {
+		return nil, nil, err
+	}
+	cni, err := g.phase1(ctx, c, tree, crds, report)
+	if err != nil {
+		return nil, nil, err
+	}
+	crdBytes, err := render.Encode(crds)
+	if err != nil {
+		return nil, nil, err
+	}
+	cniBytes, err := render.Encode(cni)
+	if err != nil {
+		return nil, nil, err
+	}
+	report.Manifests = []ManifestReport{
+		{Name: CRDManifest, Objects: len(crds), Bytes: len(crdBytes)},
+		{Name: CNIManifest, Objects: len(cni), Bytes: len(cniBytes)},
+	}
+
+	opts := talos.Options{
+		ClusterName:       c.Name,
+		Endpoint:          c.Endpoint,
+		TalosVersion:      c.TalosVersion,
+		KubernetesVersion: c.KubernetesVersion,
+		DisableKubeProxy:  kubeProxyReplaced(cni),
+	}
+	if len(crds) > 0 {
+		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: CRDManifest, Contents: crdBytes})
+	}
+	opts.Manifests = append(opts.Manifests, talos.Manifest{Name: CNIManifest, Contents: cniBytes})
+	for _, set := range []struct {
+		field, role string
+		paths       []string
+	}{{"patches", "", c.Patches}, {"controlPlanePatches", talos.RoleControlPlane, c.ControlPlanePatches}, {"workerPatches", talos.RoleWorker, c.WorkerPatches}} {
+		for _, p := range set.paths {
+			data, err := os.ReadFile(filepath.Join(g.repo, p))
+			if err != nil {
+				return nil, nil, fmt.Errorf("clusters[%s].%s: %w", c.Name, set.field, err)
+			}
+			opts.StaticPatches = append(opts.StaticPatches, talos.StaticPatch{Name: p, Data: data, Role: set.role})
+		}
+	}
+	patches, err := talos.Generate(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	sizes, err := talos.Validate(opts, patches)
+	if err != nil {
+		return nil, nil, err
+	}
+	report.Configs = *sizes
+	if max := int64(sizes.ControlPlaneBytes); max > g.spec.Budget.MaxConfigBytes {
+		return nil, nil, fmt.Errorf("control-plane machine config is %d bytes, over budget.maxConfigBytes %d (%s %d B, %s %d B); try --strip-crd-descriptions or fewer phase-0 sources",
+			max, g.spec.Budget.MaxConfigBytes, CRDManifest, len(crdBytes), CNIManifest, len(cniBytes))
+	}
+	return map[string][]byte{
+		"controlplane.yaml":  patches.ControlPlane,
+		"worker.yaml":        patches.Worker,
+		"post-handover.yaml": patches.PostHandover,
+	}, report, nil
+}
+
+// checkSettings makes sure the spec's cluster-settings file is the ConfigMap Flux substitutes
+// from, and that it belongs to this cluster.
+func checkSettings(repo string, c spec.Cluster) error {
+	path := filepath.Join(repo, c.Settings)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("clusters[%s].settings: %w", c.Name, err)
+	}
+	var cm struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(data, &cm); err != nil {
+		return fmt.Errorf("%s: %w", c.Settings, err)
+	}
+	if cm.Kind != "ConfigMap" {
+		return fmt.Errorf("%s: clusters[%s].settings must be a ConfigMap, found kind %q", c.Settings, c.Name, cm.Kind)
+	}
+	if name, ok := cm.Data["CLUSTER_NAME"]; ok && name != c.Name {
+		return fmt.Errorf("%s: CLUSTER_NAME is %q but the spec names this cluster %q", c.Settings, name, c.Name)
+	}
+	return nil
+}
+
+func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Chart, error) {
+	res, err := g.fetcher.Fetch(ctx, chartsource.Source{
+		Kind: r.Chart.Kind, URL: r.Chart.URL, Chart: r.Chart.Chart, Version: r.Chart.Version,
+		Digest: r.Chart.Digest, Origin: r.Origin(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range res.Lock {
+		g.used[e.Source+" "+e.Chart+" "+e.Version] = e
+	}
+	return res.Chart, nil
+}
+
+// phase0 renders every CRD source and keeps its CustomResourceDefinitions, sorted by name.
+func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, report *ClusterReport) ([]*unstructured.Unstructured, error) {
+	byName := map[string]string{} // CRD name -> origin, to refuse two sources of one CRD
+	var crds []*unstructured.Unstructured
+	for i, src := range g.spec.CRDs {
+		rel, err := tree.Release(src.HelmRelease)
+		if err != nil {
+			return nil, fmt.Errorf("crds[%d]: %w", i, err)
+		}
+		ch, err := g.fetch(ctx, rel)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := render.Render(render.Input{
+			Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
+			Values: fluxtree.MergeValues(rel.Values, src.Values), KubeVersion: c.KubernetesVersion, IncludeCRDDir: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+		}
+		found := 0
+		for _, o := range objs {
+			if !isCRD(o.Unstructured) {
+				continue // phase 0 keeps only CRDs; the rest of the chart is Flux's to install
+			}
+			if prev, dup := byName[o.GetName()]; dup {
+				return nil, fmt.Errorf("CustomResourceDefinition %s comes from both %s and %s (%s)", o.GetName(), prev, rel.Origin(), o.Template)
+			}
+			byName[o.GetName()] = rel.Origin()
+			if !strings.Contains(o.Template, "/crds/") {
+				// A templated CRD is part of the Helm release: mark it so Helm adopts it later.
+				ownedBy(o.Unstructured, rel.HR.GetReleaseName(), rel.HR.GetReleaseNamespace(), rel.HR.Name, rel.HR.Namespace)
+			}
+			if g.strip {
+				before, _ := render.Encode([]*unstructured.Unstructured{o.Unstructured})
+				stripCRD(o.Unstructured)
+				after, _ := render.Encode([]*unstructured.Unstructured{o.Unstructured})
+				report.StrippedBytes += len(before) - len(after)
+			}
+			crds = append(crds, o.Unstructured)
+			found++
+		}
+		if found == 0 {
+			return nil, fmt.Errorf("crds[%d]: %s rendered no CustomResourceDefinition; set the value that makes chart %s emit its CRDs in crds[%d].values", i, rel.Origin(), ch.Name(), i)
+		}
+	}
+	sort.Slice(crds, func(i, j int) bool { return crds[i].GetName() < crds[j].GetName() })
+	for _, o := range crds {
+		if !isCRD(o) { // the phase-0 guard: nothing but CRDs may boot in this manifest
+			return nil, fmt.Errorf("phase 0 holds %s %s", o.GetKind(), o.GetName())
+		}
+	}
+	return crds, nil
+}
+
+// phase1 renders the CNI release with the boot-only overrides and applies the boot guards.
+func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, crds []*unstructured.Unstructured, report *ClusterReport) ([]*unstructured.Unstructured, error) {
+	rel, err := tree.Release(g.spec.CNI.HelmRelease)
+	if err != nil {
+		return nil, fmt.Errorf("cni: %w", err)
+	}
+	ch, err := g.fetch(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	values := fluxtree.MergeValues(rel.Values, g.spec.CNI.Values)
+	if c.CNIValues != "" {
+		overrides, err := g.bootValues(ctx, c, tree, rel)
+		if err != nil {
+			return nil, err
+		}
+		boot := fluxtree.MergeValues(values, overrides)
+		before, err1 := chartutil.CoalesceValues(ch, copyMap(values))
+		after, err2 := chartutil.CoalesceValues(ch, copyMap(boot))
+		if err1 == nil && err2 == nil {
+			report.BootOnlyValues = valueChanges(before, after)
+		}
+		values = boot
+	}
+	in := render.Input{
+		Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
+		Values: values, KubeVersion: c.KubernetesVersion,
+	}
+	objs, err := render.Render(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+	}
+	if err := refuse(objs, rel.Origin()); err != nil {
+		return nil, err
+	}
+	again, err := render.Render(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+	}
+	if diff := differingTemplates(objs, again); len(diff) > 0 {
+		var hints []string
+		for _, t := range diff {
+			hints = append(hints, fmt.Sprintf("%s (%s)", t, fixFor(t)))
+		}
+		return nil, fmt.Errorf("%s: templates render differently each time (random keys or timestamps would land in the machine config and make every gen a drift):\n  - %s",
+			rel.Origin(), strings.Join(hints, "\n  - "))
+	}
+
+	scopes := crdScopes(crds)
+	releaseNS := rel.HR.GetReleaseNamespace()
+	var out []*unstructured.Unstructured
+	if releaseNS != "kube-system" && releaseNS != "default" {
+		ns := &unstructured.Unstructured{}
+		ns.SetAPIVersion("v1")
+		ns.SetKind("Namespace")
+		ns.SetName(releaseNS)
+		out = append(out, ns)
+	}
+	for _, o := range objs {
+		setNamespace(o.Unstructured, releaseNS, scopes)
+		ownedBy(o.Unstructured, rel.HR.GetReleaseName(), releaseNS, rel.HR.Name, rel.HR.Namespace)
+		out = append(out, o.Unstructured)
+	}
+	return out, nil
+}
+
+// bootValues reads the cluster's boot-only overrides, substituted with the same variables
+// Flux uses for the HelmRelease.
+func (g *generator) bootValues(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, rel *fluxtree.Release) (map[string]any, error) {
+	data, err := os.ReadFile(filepath.Join(g.repo, c.CNIValues))
+	if err != nil {
+		return nil, fmt.Errorf("clusters[%s].cniValues: %w", c.Name, err)
+	}
+	vars, err := tree.Vars(ctx, rel.Object)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.CNIValues, err)
+	}
+	data, err = fluxtree.Substitute(data, vars)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.CNIValues, err)
+	}
+	values := map[string]any{}
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		return nil, fmt.Errorf("%s: not a YAML map of values: %w", c.CNIValues, err)
+	}
+	return values, nil
+}
+
+// kubeProxyReplaced tells whether the CNI render replaces kube-proxy (Cilium's
+// kube-proxy-replacement), so Talos must not deploy kube-proxy.
+func kubeProxyReplaced(objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if o.GetKind() != "ConfigMap" {
+			continue
+		}
+		if v, _, _ := unstructured.NestedString(o.Object, "data", "kube-proxy-replacement"); v == "true" || v == "strict" {
+			return true
+		}
+	}
+	return false
+}
+
+func copyMap(v map[string]any) map[string]any {
+	data, _ := yaml.Marshal(v)
+	out := map[string]any{}
+	_ = yaml.Unmarshal(data, &out)
+	return out
+}

@@ -1,0 +1,126 @@
+// Package render renders a Helm chart in-process exactly as `helm template` would for the
+// release helm-controller will later manage, and splits the result into objects that
+// remember the template they came from.
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Input is one release to render.
+type Input struct {
+	Chart       *chart.Chart
+	ReleaseName string
+	Namespace   string
+	Values      map[string]any
+	KubeVersion string // e.g. "1.35.4"
+	// IncludeCRDDir adds the chart's crds/ directory (phase 0); phase 1 leaves it to helm-controller.
+	IncludeCRDDir bool
+}
+
+// Object is one rendered Kubernetes object.
+type Object struct {
+	*unstructured.Unstructured
+	// Template is the chart file that produced it, e.g. "cilium/templates/cilium-agent/daemonset.yaml".
+	Template string
+}
+
+// Render renders the chart without hooks and returns its objects in Helm's install order.
+func Render(in Input) ([]Object, error) {
+	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
+	}
+	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	install.ClientOnly = true
+	install.DryRun = true
+	install.Replace = true
+	install.DisableHooks = true
+	install.IncludeCRDs = in.IncludeCRDDir
+	install.ReleaseName = in.ReleaseName
+	install.Namespace = in.Namespace
+	install.KubeVersion = kv
+	values := in.Values
+	if values == nil {
+		values = map[string]any{}
+	}
+	rel, err := install.Run(in.Chart, copyValues(values))
+	if err != nil {
+		return nil, fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
+	}
+	return Split(rel.Manifest)
+}
+
+// Split parses a Helm manifest stream ("---\n# Source: …") into objects.
+func Split(manifest string) ([]Object, error) {
+	docs := releaseutil.SplitManifests(manifest)
+	keys := make([]string, 0, len(docs))
+	for k := range docs {
+		keys = append(keys, k)
+	}
+	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
+	var out []Object
+	for _, k := range keys {
+		doc := docs[k]
+		source := sourceOf(doc)
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			return nil, fmt.Errorf("%s: invalid YAML: %w", source, err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if u.GetKind() == "" || u.GetAPIVersion() == "" {
+			return nil, fmt.Errorf("%s: object without apiVersion/kind", source)
+		}
+		if u.GetName() == "" {
+			return nil, fmt.Errorf("%s: %s without metadata.name", source, u.GetKind())
+		}
+		out = append(out, Object{Unstructured: u, Template: source})
+	}
+	return out, nil
+}
+
+func sourceOf(doc string) string {
+	for _, line := range strings.Split(doc, "\n") {
+		if s, ok := strings.CutPrefix(line, "# Source: "); ok {
+			return strings.TrimSpace(s)
+		}
+	}
+	return "unknown template"
+}
+
+// copyValues deep-copies values, because Helm's coalescing writes into the map it is given.
+func copyValues(v map[string]any) map[string]any {
+	data, _ := yaml.Marshal(v)
+	out := map[string]any{}
+	_ = yaml.Unmarshal(data, &out)
+	return out
+}
+
+// Encode writes objects as one YAML stream with sorted keys, the same bytes for the same objects.
+func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
+	var b bytes.Buffer
+	for i, o := range objs {
+		data, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(data)
+	}
+	return b.Bytes(), nil
+}

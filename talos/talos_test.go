@@ -1,0 +1,541 @@
+package talos
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// contracts are the two config contracts: v1alpha1-only Kubernetes config, and multi-doc.
+var contracts = []string{"v1.13.9", "v1.14.1"}
+
+const crds = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names:
+    kind: Widget
+    listKind: WidgetList
+    plural: widgets
+    singular: widget
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+`
+
+const apps = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: bootcore-system
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: bootcore-system
+data:
+  motd: |
+    hello
+    world
+`
+
+func options(talosVersion string) Options {
+	return Options{
+		ClusterName:       "infra",
+		Endpoint:          "https://10.0.0.1:6443",
+		TalosVersion:      talosVersion,
+		KubernetesVersion: "v1.35.4",
+		Manifests: []Manifest{
+			{Name: "bootcore-crds", Contents: []byte(crds)},
+			{Name: "bootcore-cni", Contents: []byte(apps)},
+		},
+		DisableKubeProxy: true,
+	}
+}
+
+func multidoc(talosVersion string) bool { return !strings.HasPrefix(talosVersion, "v1.13.") }
+
+// userPatch adds the user's own inline manifest in the form the contract uses.
+func userPatch(talosVersion string) StaticPatch {
+	if multidoc(talosVersion) {
+		return StaticPatch{Name: "user.yaml", Data: []byte(`apiVersion: v1alpha1
+kind: KubeInlineManifestConfig
+name: user-extra
+manifest: |
+  apiVersion: v1
+  kind: Namespace
+  metadata:
+    name: user
+`)}
+	}
+
+	return StaticPatch{Name: "user.yaml", Data: []byte(`cluster:
+  inlineManifests:
+    - name: user-extra
+      contents: |
+        apiVersion: v1
+        kind: Namespace
+        metadata:
+          name: user
+`)}
+}
+
+func mustGenerate(t *testing.T, o Options) *Patches {
+	t.Helper()
+
+	p, err := Generate(o)
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+
+	return p
+}
+
+func machineConfig(t *testing.T, o Options, role string, patches ...[]byte) config.Provider {
+	t.Helper()
+
+	cfg, err := MachineConfig(o, role, patches...)
+	if err != nil {
+		t.Fatalf("MachineConfig(%s): %v", role, err)
+	}
+
+	return cfg
+}
+
+func names(manifests []Manifest) []string {
+	result := make([]string, len(manifests))
+	for i, m := range manifests {
+		result[i] = m.Name
+	}
+
+	return result
+}
+
+func forEachContract(t *testing.T, test func(t *testing.T, v string)) {
+	for _, v := range contracts {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			test(t, v)
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+
+		report, err := Validate(o, mustGenerate(t, o))
+		if err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+
+		if report.ControlPlaneBytes == 0 || report.WorkerBytes == 0 || report.PostHandoverBytes == 0 {
+			t.Errorf("missing sizes: %+v", report)
+		}
+
+		if report.PostHandoverBytes >= report.ControlPlaneBytes {
+			t.Errorf("post-handover config (%d bytes) is not smaller than the control-plane config (%d bytes)", report.PostHandoverBytes, report.ControlPlaneBytes)
+		}
+
+		want := map[string]int{"bootcore-crds": len(crds), "bootcore-cni": len(apps)}
+		if len(report.ManifestBytes) != len(want) || report.ManifestBytes["bootcore-crds"] != want["bootcore-crds"] || report.ManifestBytes["bootcore-cni"] != want["bootcore-cni"] {
+			t.Errorf("ManifestBytes = %v, want %v", report.ManifestBytes, want)
+		}
+	})
+}
+
+func TestControlPlaneConfig(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		p := mustGenerate(t, o)
+
+		// The unpatched config deploys Flannel and kube-proxy, so the checks below mean something.
+		base := machineConfig(t, o, RoleControlPlane)
+		if base.K8sFlannelCNIConfig() == nil || !base.K8sProxyConfig().Enabled() {
+			t.Fatal("generated config has no Flannel or no kube-proxy to begin with")
+		}
+
+		cfg := machineConfig(t, o, RoleControlPlane, p.ControlPlane)
+
+		if got := InlineManifests(cfg); !slices.EqualFunc(got, o.Manifests, equalManifest) {
+			t.Errorf("InlineManifests = %q, want the inputs %q", names(got), names(o.Manifests))
+		}
+
+		// machined deploys Flannel only when K8sFlannelCNIConfig() is non-nil, for both contracts.
+		if cfg.K8sFlannelCNIConfig() != nil {
+			t.Error("Flannel is still on")
+		}
+
+		if cfg.K8sProxyConfig().Enabled() {
+			t.Error("kube-proxy is still on")
+		}
+
+		raw := cfg.RawV1Alpha1().ClusterConfig
+		if multidoc(v) {
+			if cfg.Has("KubeFlannelCNIConfig") || !cfg.Has("KubeProxyConfig") {
+				t.Error("want KubeFlannelCNIConfig deleted and KubeProxyConfig kept (disabled)")
+			}
+
+			if raw.ClusterNetwork != nil || raw.ProxyConfig != nil || len(raw.ClusterInlineManifests) != 0 { //nolint:staticcheck // checking the legacy fields stay unset
+				t.Error("the 1.14 patch touched v1alpha1 cluster.network, cluster.proxy or cluster.inlineManifests")
+			}
+		} else if raw.CNI().Name() != "none" {
+			t.Errorf("cluster.network.cni.name = %q, want none", raw.CNI().Name())
+		}
+	})
+}
+
+func TestKubeProxyKept(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		o.DisableKubeProxy = false
+		p := mustGenerate(t, o)
+
+		if bytes.Contains(p.ControlPlane, []byte("proxy")) || bytes.Contains(p.ControlPlane, []byte("KubeProxyConfig")) {
+			t.Errorf("patch touches kube-proxy:\n%s", p.ControlPlane)
+		}
+
+		if _, err := Validate(o, p); err != nil {
+			t.Fatal(err)
+		}
+
+		if !machineConfig(t, o, RoleControlPlane, p.ControlPlane).K8sProxyConfig().Enabled() {
+			t.Error("kube-proxy disabled")
+		}
+	})
+}
+
+func TestWorkerConfig(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		cfg := machineConfig(t, o, RoleWorker, mustGenerate(t, o).Worker)
+
+		if got := InlineManifests(cfg); len(got) != 0 {
+			t.Errorf("worker has inline manifests %q", names(got))
+		}
+
+		if cfg.K8sFlannelCNIConfig() != nil {
+			t.Error("worker deploys Flannel")
+		}
+
+		if !multidoc(v) {
+			raw := cfg.RawV1Alpha1().ClusterConfig
+			if raw.CNI().Name() != "none" || raw.Proxy().Enabled() {
+				t.Errorf("worker cni %q, proxy enabled %v; want none, false", raw.CNI().Name(), raw.Proxy().Enabled())
+			}
+		}
+	})
+}
+
+func TestPostHandoverKeepsUserManifest(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		o.StaticPatches = []StaticPatch{userPatch(v)}
+		p := mustGenerate(t, o)
+
+		if _, err := Validate(o, p); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+
+		if got := names(InlineManifests(machineConfig(t, o, RoleControlPlane, p.ControlPlane))); len(got) != 3 {
+			t.Errorf("control plane has %q, want the user's and bootcore's", got)
+		}
+
+		post := machineConfig(t, o, RoleControlPlane, p.ControlPlane, p.PostHandover)
+		if got := names(InlineManifests(post)); !slices.Equal(got, []string{"user-extra"}) {
+			t.Errorf("after handover: %q, want [user-extra]", got)
+		}
+
+		if post.K8sFlannelCNIConfig() != nil || post.K8sProxyConfig().Enabled() {
+			t.Error("handover turned Flannel or kube-proxy back on")
+		}
+	})
+}
+
+// A repeated post-handover patch fails on the v1alpha1 contract (a list-item delete that finds
+// nothing is "lookup failed") and is a no-op on the multi-doc one (a missing document is skipped).
+func TestPostHandoverTwice(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		p := mustGenerate(t, o)
+
+		_, err := MachineConfig(o, RoleControlPlane, p.ControlPlane, p.PostHandover, p.PostHandover)
+		if multidoc(v) && err != nil {
+			t.Errorf("want a no-op, got %v", err)
+		}
+
+		if !multidoc(v) && (err == nil || !strings.Contains(err.Error(), "lookup failed")) {
+			t.Errorf("want lookup failed, got %v", err)
+		}
+	})
+}
+
+func TestStaticManifestNamedLikeBootcore(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		sp := userPatch(v)
+		sp.Data = bytes.ReplaceAll(sp.Data, []byte("user-extra"), []byte("bootcore-cni"))
+		o.StaticPatches = []StaticPatch{sp}
+
+		_, err := Validate(o, mustGenerate(t, o))
+		if err == nil || !strings.Contains(err.Error(), `"bootcore-cni"`) {
+			t.Errorf("want an error naming bootcore-cni, got %v", err)
+		}
+	})
+}
+
+func TestLoadPatch(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		p := mustGenerate(t, options(v))
+
+		for name, data := range map[string][]byte{"controlplane": p.ControlPlane, "worker": p.Worker, "post-handover": p.PostHandover} {
+			if !bytes.HasPrefix(data, []byte(Header)) {
+				t.Errorf("%s: first line is not %q", name, Header)
+			}
+
+			patch, err := configpatcher.LoadPatch(data)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+
+			if _, ok := patch.(configpatcher.StrategicMergePatch); !ok {
+				t.Errorf("%s: loaded as %T, want a strategic merge patch", name, patch)
+			}
+
+			// as talosctl reads --config-patch @file
+			file := filepath.Join(t.TempDir(), name+".yaml")
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			if _, err := configpatcher.LoadPatches([]string{"@" + file}); err != nil {
+				t.Errorf("%s: LoadPatches: %v", name, err)
+			}
+		}
+	})
+}
+
+func TestDeterministic(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		a, b := mustGenerate(t, options(v)), mustGenerate(t, options(v))
+
+		if !bytes.Equal(a.ControlPlane, b.ControlPlane) || !bytes.Equal(a.Worker, b.Worker) || !bytes.Equal(a.PostHandover, b.PostHandover) {
+			t.Error("two Generate calls differ")
+		}
+	})
+}
+
+func TestGolden(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		p := mustGenerate(t, options(v))
+		dir := filepath.Join("testdata", v[:strings.LastIndex(v, ".")])
+
+		for name, got := range map[string][]byte{"controlplane": p.ControlPlane, "worker": p.Worker, "post-handover": p.PostHandover} {
+			file := filepath.Join(dir, name+".yaml")
+
+			if *update {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+
+				if err := os.WriteFile(file, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+
+				continue
+			}
+
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./talos/ -run TestGolden -update)", err)
+			}
+
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the golden file:\n%s", file, got)
+			}
+		}
+	})
+}
+
+func TestInvalidStaticPatch(t *testing.T) {
+	invalid := map[string]string{
+		// both are install settings Talos refuses; 1.14 moved the install disk to UnattendedInstallConfig
+		"v1.13.9": "machine:\n  install:\n    extraKernelArgs: [console=ttyS0]\n    grubUseUKICmdline: true\n",
+		"v1.14.1": "apiVersion: v1alpha1\nkind: UnattendedInstallConfig\nprovisioning:\n  diskSelector:\n    match: 'disk.dev_path =='\n",
+	}
+
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		o.StaticPatches = []StaticPatch{{Name: "user.yaml", Data: []byte(invalid[v])}}
+
+		_, err := Validate(o, mustGenerate(t, o))
+		if err == nil {
+			t.Fatal("no error")
+		}
+
+		for _, want := range []string{"controlplane config", `"infra"`, v, `static patch "user.yaml"`, "controlplane patch"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not mention %s: %v", want, err)
+			}
+		}
+
+		// 1.14 refuses the legacy fields the 1.13 patch sets.
+		if multidoc(v) {
+			o.StaticPatches = []StaticPatch{{Name: "legacy.yaml", Data: []byte("cluster:\n  network:\n    cni:\n      name: none\n")}}
+			if _, err := Validate(o, mustGenerate(t, o)); err == nil || !strings.Contains(err.Error(), "KubeNetworkConfig") {
+				t.Errorf("want the v1alpha1 network conflict, got %v", err)
+			}
+		}
+	})
+}
+
+func TestBadEndpoint(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		p := mustGenerate(t, o)
+		o.Endpoint = "https://bad host:6443"
+
+		_, err := Validate(o, p)
+		if err == nil || !strings.Contains(err.Error(), "controlplane config") {
+			t.Errorf("want an error naming the role, got %v", err)
+		}
+	})
+}
+
+func TestManifestNames(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		for _, name := range []string{"Bootcore-CRDs", "bootcore_crds", "", "-crds", "crds.", strings.Repeat("a", 254)} {
+			o := options(v)
+			o.Manifests[0].Name = name
+
+			_, err := Generate(o)
+			if err == nil || !strings.Contains(err.Error(), "DNS-1123") || !strings.Contains(err.Error(), name) {
+				t.Errorf("name %q: want a DNS-1123 error naming it, got %v", name, err)
+			}
+		}
+
+		o := options(v)
+		o.Manifests[1].Name = o.Manifests[0].Name
+
+		if _, err := Generate(o); err == nil || !strings.Contains(err.Error(), `"bootcore-crds"`) || !strings.Contains(err.Error(), "duplicate") {
+			t.Errorf("duplicate name: got %v", err)
+		}
+	})
+}
+
+func TestManifestContents(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		for name, contents := range map[string]string{"empty": " \n", "invalid": "a: [b\n"} {
+			o := options(v)
+			o.Manifests[1].Contents = []byte(contents)
+
+			if _, err := Generate(o); err == nil || !strings.Contains(err.Error(), `"bootcore-cni"`) {
+				t.Errorf("%s contents: want an error naming the manifest, got %v", name, err)
+			}
+		}
+
+		// Contents a literal block cannot hold (trailing spaces) are quoted and survive;
+		// leading blank lines are dropped for both contracts, as the v1alpha1 loader drops them.
+		o := options(v)
+		o.Manifests[1].Contents = []byte("\n\napiVersion: v1   \nkind: Namespace\nmetadata:\n  name: x\n")
+		p := mustGenerate(t, o)
+
+		if _, err := Validate(o, p); err != nil {
+			t.Fatal(err)
+		}
+
+		got := InlineManifests(machineConfig(t, o, RoleControlPlane, p.ControlPlane))
+		if want := "apiVersion: v1   \nkind: Namespace\nmetadata:\n  name: x\n"; len(got) != 2 || string(got[1].Contents) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}
+
+func TestContractSelection(t *testing.T) {
+	for version, multi := range map[string]bool{"v1.12.0": false, "1.13.9": false, "v1.14.0": true, "v1.15.2": true, "v2.0.0": true} {
+		o := options(version)
+		p := mustGenerate(t, o)
+
+		if got := bytes.Contains(p.ControlPlane, []byte("kind: KubeInlineManifestConfig")); got != multi {
+			t.Errorf("%s: multi-doc patch = %v, want %v", version, got, multi)
+		}
+	}
+}
+
+// Bad input returns errors; nothing panics.
+func TestBadInput(t *testing.T) {
+	good := options("v1.14.1")
+	p := mustGenerate(t, good)
+
+	garbage := [][]byte{
+		nil, []byte("[{"), []byte("---\n- a\n"), []byte("\x00\xff"), []byte("$patch: delete\n"),
+		[]byte("cluster:\n  inlineManifests:\n    - $patch: delete\n"), []byte("apiVersion: v1alpha1\n$patch: delete\n"),
+		[]byte("kind: Nope\napiVersion: v9\n"), []byte("machine: 5\n"),
+	}
+
+	for _, g := range garbage {
+		o := good
+		o.StaticPatches = []StaticPatch{{Name: "garbage.yaml", Data: g}}
+
+		if _, err := Validate(o, p); err == nil {
+			t.Errorf("static patch %q: no error", g)
+		}
+
+		if _, err := Validate(good, &Patches{ControlPlane: g, Worker: g, PostHandover: g}); err == nil {
+			t.Errorf("patches %q: no error", g)
+		}
+	}
+
+	for name, o := range map[string]Options{
+		"no version":     func() Options { o := good; o.TalosVersion = ""; return o }(),
+		"bad version":    func() Options { o := good; o.TalosVersion = "banana"; return o }(),
+		"no manifests":   func() Options { o := good; o.Manifests = nil; return o }(),
+		"no cluster":     func() Options { o := good; o.ClusterName = ""; return o }(),
+		"no endpoint":    func() Options { o := good; o.Endpoint = ""; return o }(),
+		"no k8s version": func() Options { o := good; o.KubernetesVersion = ""; return o }(),
+	} {
+		if _, err := Validate(o, p); err == nil {
+			t.Errorf("%s: Validate: no error", name)
+		}
+	}
+
+	if _, err := Validate(good, nil); err == nil {
+		t.Error("nil patches: no error")
+	}
+
+	if _, err := MachineConfig(good, "master"); err == nil {
+		t.Error("role master: no error")
+	}
+
+	// the control-plane patch carries a control-plane-only document
+	if _, err := MachineConfig(good, RoleWorker, p.ControlPlane); err == nil || !strings.Contains(err.Error(), "worker config") {
+		t.Errorf("control-plane patch on a worker: got %v", err)
+	}
+
+	var compacted compact
+	if _, err := MachineConfig(good, RoleWorker, p.ControlPlane); !errors.As(err, &compacted) {
+		t.Errorf("validation error is not unwrappable: %v", err)
+	}
+}
+
+func equalManifest(a, b Manifest) bool {
+	return a.Name == b.Name && bytes.Equal(a.Contents, b.Contents)
+}
