@@ -28,11 +28,14 @@ func fromUnstructured(u *unstructured.Unstructured, obj client.Object) error {
 // builds lose the origin and users need file names in error messages.
 type fileIndex struct {
 	root  string
-	where map[string]string // "Kind/name" -> path relative to root
+	where map[string][]string // "Kind/name" -> paths relative to root
+	// walked are the directories Flux Kustomizations built; a declaration inside one of them
+	// is preferred over a same-named one elsewhere (e.g. a test fixture inside the repo).
+	walked []string
 }
 
 func indexFiles(root string) (*fileIndex, error) {
-	idx := &fileIndex{root: root, where: map[string]string{}}
+	idx := &fileIndex{root: root, where: map[string][]string{}}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -62,9 +65,7 @@ func indexFiles(root string) (*fileIndex, error) {
 				continue // templates and non-Kubernetes YAML are not indexed
 			}
 			key := meta.Kind + "/" + meta.Metadata.Name
-			if _, ok := idx.where[key]; !ok {
-				idx.where[key] = rel
-			}
+			idx.where[key] = append(idx.where[key], rel)
 		}
 		return nil
 	})
@@ -72,8 +73,16 @@ func indexFiles(root string) (*fileIndex, error) {
 }
 
 func (f *fileIndex) locateKind(kind, name string) string {
-	if p, ok := f.where[kind+"/"+name]; ok {
-		return p
+	candidates := f.where[kind+"/"+name]
+	for _, c := range candidates {
+		for _, w := range f.walked {
+			if w == "" || w == "." || strings.HasPrefix(c, w+"/") {
+				return c
+			}
+		}
+	}
+	if len(candidates) > 0 {
+		return candidates[0]
 	}
 	return "file unknown"
 }

@@ -144,6 +144,7 @@ func (t *Tree) apply(ctx context.Context, work string, ks *unstructured.Unstruct
 	rel, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
 	rel = strings.TrimPrefix(filepath.Clean("/"+rel), "/")
 	dir := filepath.Join(work, rel)
+	t.files.walked = append(t.files.walked, rel)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("%s (%s): spec.path %q does not exist in the repository", what, t.files.locate(ks), rel)
 	}

@@ -263,6 +263,23 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 	byName := map[string]string{} // CRD name -> origin, to refuse two sources of one CRD
 	var crds []*unstructured.Unstructured
 	for i, src := range g.spec.CRDs {
+		if src.Path != "" {
+			objs, err := crdFiles(g.repo, src.Path)
+			if err != nil {
+				return nil, fmt.Errorf("crds[%d]: %w", i, err)
+			}
+			for _, o := range objs {
+				if prev, dup := byName[o.GetName()]; dup {
+					return nil, fmt.Errorf("CustomResourceDefinition %s comes from both %s and %s", o.GetName(), prev, src.Path)
+				}
+				byName[o.GetName()] = src.Path
+				if g.strip {
+					report.StrippedBytes += strip(o)
+				}
+				crds = append(crds, o)
+			}
+			continue
+		}
 		rel, err := tree.Release(src.HelmRelease)
 		if err != nil {
 			return nil, fmt.Errorf("crds[%d]: %w", i, err)
@@ -292,10 +309,7 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 				ownedBy(o.Unstructured, rel.HR.GetReleaseName(), rel.HR.GetReleaseNamespace(), rel.HR.Name, rel.HR.Namespace)
 			}
 			if g.strip {
-				before, _ := render.Encode([]*unstructured.Unstructured{o.Unstructured})
-				stripCRD(o.Unstructured)
-				after, _ := render.Encode([]*unstructured.Unstructured{o.Unstructured})
-				report.StrippedBytes += len(before) - len(after)
+				report.StrippedBytes += strip(o.Unstructured)
 			}
 			crds = append(crds, o.Unstructured)
 			found++
@@ -413,6 +427,59 @@ func kubeProxyReplaced(objs []*unstructured.Unstructured) bool {
 		}
 	}
 	return false
+}
+
+// strip removes a CRD's schema descriptions and returns the bytes saved.
+func strip(crd *unstructured.Unstructured) int {
+	before, _ := render.Encode([]*unstructured.Unstructured{crd})
+	stripCRD(crd)
+	after, _ := render.Encode([]*unstructured.Unstructured{crd})
+	return len(before) - len(after)
+}
+
+// crdFiles reads a file or directory of plain CRD manifests. The phase-0 guard lives here:
+// anything that is not a CustomResourceDefinition is refused, naming file and object.
+func crdFiles(repo, rel string) ([]*unstructured.Unstructured, error) {
+	root := filepath.Join(repo, rel)
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("path: %w", err)
+	}
+	files := []string{root}
+	if fi.IsDir() {
+		files = nil
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				files = append(files, p)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var out []*unstructured.Unstructured
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		name, _ := filepath.Rel(repo, f)
+		objs, err := render.Split(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for _, o := range objs {
+			if !isCRD(o.Unstructured) {
+				return nil, fmt.Errorf("%s: %s %s is not a CustomResourceDefinition; phase 0 holds CRDs only", name, o.GetKind(), o.GetName())
+			}
+			out = append(out, o.Unstructured)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("path %s holds no CustomResourceDefinition", rel)
+	}
+	return out, nil
 }
 
 func copyMap(v map[string]any) map[string]any {

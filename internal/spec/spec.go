@@ -39,7 +39,7 @@ type Spec struct {
 	// CNI is the phase-1 HelmRelease, installed by Talos at boot and adopted by Flux later.
 	CNI Release `json:"cni"`
 	// CRDs are the phase-0 sources: only their CustomResourceDefinitions are kept.
-	CRDs []Release `json:"crds,omitempty"`
+	CRDs []CRDSource `json:"crds,omitempty"`
 	// Mirrors rewrite chart repository URLs, for air-gapped users.
 	Mirrors []Mirror `json:"mirrors,omitempty"`
 	// Budget limits the size of what gen emits.
@@ -82,6 +82,15 @@ type Release struct {
 	HelmRelease string `json:"helmRelease"`
 	// Values are merged over the HelmRelease's values at boot only (phase 0: what makes a chart emit its CRDs).
 	Values map[string]any `json:"values,omitempty"`
+}
+
+// CRDSource is one phase-0 source: a HelmRelease whose chart's CRDs are kept, or a file or
+// directory of plain CRD manifests in the repository (e.g. Gateway API CRDs).
+type CRDSource struct {
+	Release `json:",inline"`
+	// Path is a YAML file or directory of CRDs, relative to the repository root. Anything
+	// but a CustomResourceDefinition in it is an error.
+	Path string `json:"path,omitempty"`
 }
 
 // Mirror maps an upstream chart repository URL prefix to a mirror.
@@ -219,11 +228,24 @@ func (s *Spec) Validate() error {
 	}
 	releases := map[string]bool{}
 	for i, r := range s.CRDs {
-		if err := r.validate(fmt.Sprintf("crds[%d]", i)); err != nil {
+		field := fmt.Sprintf("crds[%d]", i)
+		switch {
+		case r.Path != "" && r.HelmRelease != "":
+			return fmt.Errorf("%s: set either helmRelease or path, not both", field)
+		case r.Path != "":
+			if err := relPath(r.Path); err != nil {
+				return fmt.Errorf("%s.path: %w", field, err)
+			}
+			if len(r.Values) > 0 {
+				return fmt.Errorf("%s.values: only a helmRelease source takes values", field)
+			}
+			continue
+		}
+		if err := r.validate(field); err != nil {
 			return err
 		}
 		if releases[r.HelmRelease] {
-			return fmt.Errorf("crds[%d].helmRelease: %q listed twice", i, r.HelmRelease)
+			return fmt.Errorf("%s.helmRelease: %q listed twice", field, r.HelmRelease)
 		}
 		releases[r.HelmRelease] = true
 	}
