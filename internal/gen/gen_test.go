@@ -3,6 +3,7 @@ package gen
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
@@ -20,7 +21,9 @@ import (
 	"helm.sh/helm/v3/pkg/repo"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/bootcore-dev/bootcore/internal/fluxtree"
 	"github.com/bootcore-dev/bootcore/internal/render"
+	"github.com/bootcore-dev/bootcore/internal/spec"
 	"github.com/bootcore-dev/bootcore/talos"
 )
 
@@ -417,5 +420,66 @@ func TestWriteAndDiff(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(root, "generated/infra/.bootcore-*"))
 	if len(matches) > 0 {
 		t.Errorf("temporary files left behind: %v", matches)
+	}
+}
+
+// The real tree cannot be rendered here (no chart registries), but every Flux Kustomization
+// builds, every spec release resolves, and Cilium carries the values Talos requires.
+func TestRealTreeResolvesOffline(t *testing.T) {
+	s, err := spec.Load("../../" + spec.DefaultPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range s.Clusters {
+		tree, err := fluxtree.Load(context.Background(), "../..", c.FluxSystem)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		for _, src := range s.CRDs {
+			if _, err := tree.Release(src.HelmRelease); err != nil {
+				t.Errorf("%s: %v", c.Name, err)
+			}
+		}
+		cni, err := tree.Release(s.CNI.HelmRelease)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		if cni.Chart.URL != "https://helm.cilium.io" || cni.Chart.Version == "" {
+			t.Errorf("%s: cilium chart = %+v", c.Name, cni.Chart)
+		}
+		want := map[string]any{
+			"ipam.mode": "kubernetes", "kubeProxyReplacement": true, "k8sServiceHost": "localhost",
+			"k8sServicePort": float64(7445), "cgroup.autoMount.enabled": false, "cgroup.hostRoot": "/sys/fs/cgroup",
+			"cluster.name": c.Name,
+		}
+		for path, w := range want {
+			var v any = cni.Values
+			for _, k := range strings.Split(path, ".") {
+				v, _ = v.(map[string]any)[k]
+			}
+			if v != w {
+				t.Errorf("%s: cilium %s = %#v, want %#v", c.Name, path, v, w)
+			}
+		}
+		caps, _ := cni.Values["securityContext"].(map[string]any)["capabilities"].(map[string]any)
+		if got := fmt.Sprint(caps["ciliumAgent"]); got != "[CHOWN KILL NET_ADMIN NET_RAW IPC_LOCK SYS_ADMIN SYS_RESOURCE DAC_OVERRIDE FOWNER SETGID SETUID]" {
+			t.Errorf("%s: ciliumAgent capabilities = %s", c.Name, got)
+		}
+	}
+}
+
+// Without registries gen fails on the real tree with one message naming the repository and
+// the mirror setting that would fix it. A dead proxy makes every machine look air-gapped.
+func TestRealTreeNeedsRegistries(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+	t.Setenv("NO_PROXY", "")
+	_, err := Run(context.Background(), Options{Repo: "../..", CacheDir: t.TempDir()})
+	if err == nil {
+		t.Fatal("gen rendered the real tree without reaching any registry")
+	}
+	for _, w := range []string{"unreachable", "oci://", "mirrors:", "HelmRelease"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q: %v", w, err)
+		}
 	}
 }
