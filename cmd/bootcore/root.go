@@ -15,7 +15,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newGenCmd(), newVersionCmd())
+	root.AddCommand(newGenCmd(), newCheckCmd(), newVersionCmd())
 	return root
 }
 

@@ -210,9 +210,7 @@ func (c *call) checkHTTPURL(u string) error {
 // that is the usual fix on a machine without access to the upstream repository.
 // hint is the URL prefix to suggest mirroring.
 func fetchError(what, upstream, effective, hint string, s Source, err error) error {
-	var ue *url.Error
-	var oe *net.OpError
-	unreachable := (errors.As(err, &ue) || errors.As(err, &oe)) && !errors.Is(err, context.Canceled)
+	unreachable := IsUnreachable(err)
 	switch {
 	case !unreachable && upstream == effective:
 		return fmt.Errorf("%s %s%s: %w", what, upstream, where(s.Origin), err)
@@ -224,6 +222,15 @@ func fetchError(what, upstream, effective, hint string, s Source, err error) err
 		return fmt.Errorf("%s %s unreachable%s: %w; add a mirror in %s (mirrors: [{upstream: %s, mirror: <url>}]) or make it reachable",
 			what, upstream, where(s.Origin), err, specPath, hint)
 	}
+}
+
+// IsUnreachable tells whether err (from Fetch) means a repository could not be reached at all,
+// as opposed to answering with an error: callers such as `bootcore check` report that as
+// "needs network" instead of a defect of the tree.
+func IsUnreachable(err error) bool {
+	var ue *url.Error
+	var oe *net.OpError
+	return (errors.As(err, &ue) || errors.As(err, &oe)) && !errors.Is(err, context.Canceled)
 }
 
 // newTransport returns an HTTP transport whose connections are dialled with ctx and closed when

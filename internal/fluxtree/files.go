@@ -29,13 +29,14 @@ func fromUnstructured(u *unstructured.Unstructured, obj client.Object) error {
 type fileIndex struct {
 	root  string
 	where map[string][]string // "Kind/name" -> paths relative to root
+	lines map[string]int      // "path|Kind/name" -> line of the document that declares it
 	// walked are the directories Flux Kustomizations built; a declaration inside one of them
 	// is preferred over a same-named one elsewhere (e.g. a test fixture inside the repo).
 	walked []string
 }
 
 func indexFiles(root string) (*fileIndex, error) {
-	idx := &fileIndex{root: root, where: map[string][]string{}}
+	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -54,7 +55,13 @@ func indexFiles(root string) (*fileIndex, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		for _, doc := range bytes.Split(data, []byte("\n---")) {
+		line := 1
+		for i, doc := range bytes.Split(data, []byte("\n---")) {
+			if i > 0 {
+				line++ // the separator's own line
+			}
+			docLine := line
+			line += bytes.Count(doc, []byte("\n"))
 			var meta struct {
 				Kind     string `json:"kind"`
 				Metadata struct {
@@ -66,6 +73,9 @@ func indexFiles(root string) (*fileIndex, error) {
 			}
 			key := meta.Kind + "/" + meta.Metadata.Name
 			idx.where[key] = append(idx.where[key], rel)
+			if _, seen := idx.lines[rel+"|"+key]; !seen {
+				idx.lines[rel+"|"+key] = docLine + leadingLines(doc, i > 0)
+			}
 		}
 		return nil
 	})
@@ -89,4 +99,28 @@ func (f *fileIndex) locateKind(kind, name string) string {
 
 func (f *fileIndex) locate(u *unstructured.Unstructured) string {
 	return f.locateKind(u.GetKind(), u.GetName())
+}
+
+// leadingLines skips the rest of the separator line and blank or comment lines before a document.
+func leadingLines(doc []byte, afterSeparator bool) int {
+	n := 0
+	lines := bytes.Split(doc, []byte("\n"))
+	if afterSeparator && len(lines) > 0 {
+		lines = lines[1:] // the remainder of the "---" line
+		n++
+	}
+	for _, l := range lines {
+		t := bytes.TrimSpace(l)
+		if len(t) > 0 && t[0] != '#' && string(t) != "---" {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// position returns the file and line declaring kind/name (line 0 when unknown).
+func (f *fileIndex) position(kind, name string) (string, int) {
+	p := f.locateKind(kind, name)
+	return p, f.lines[p+"|"+kind+"/"+name]
 }

@@ -56,11 +56,45 @@ type Tree struct {
 
 	index map[Key]*Object
 	files *fileIndex
+	// problems, when not nil, collects errors so the walk goes on (LoadAll).
+	problems *[]Problem
+}
+
+// Problem is one error found while walking, attributed to the Kustomization that hit it.
+type Problem struct {
+	Kustomization string // "namespace/name", or "entry <dir>" for the flux-system entry
+	File          string // file that declares the Kustomization (or the object at fault)
+	Line          int
+	Err           error
+}
+
+func (p Problem) Error() string { return p.Err.Error() }
+
+// fail records err when collecting, else returns it to stop the walk.
+func (t *Tree) fail(ks *unstructured.Unstructured, kind, name string, err error) error {
+	if t.problems == nil {
+		return err
+	}
+	file, line := t.files.position(kind, name)
+	*t.problems = append(*t.problems, Problem{Kustomization: ks.GetNamespace() + "/" + ks.GetName(), File: file, Line: line, Err: err})
+	return nil
 }
 
 // Load walks the tree of one cluster. root is the repository root; fluxSystem the
 // cluster's flux-system directory relative to root.
 func Load(ctx context.Context, root, fluxSystem string) (*Tree, error) {
+	return load(ctx, root, fluxSystem, nil)
+}
+
+// LoadAll walks like Load but does not stop at the first problem: it returns every problem
+// (for `bootcore check`) and the tree of everything that did build.
+func LoadAll(ctx context.Context, root, fluxSystem string) (*Tree, []Problem, error) {
+	var problems []Problem
+	t, err := load(ctx, root, fluxSystem, &problems)
+	return t, problems, err
+}
+
+func load(ctx context.Context, root, fluxSystem string, problems *[]Problem) (*Tree, error) {
 	work, err := copyTree(root)
 	if err != nil {
 		return nil, err
@@ -71,6 +105,7 @@ func Load(ctx context.Context, root, fluxSystem string) (*Tree, error) {
 		Root:           root,
 		Kustomizations: map[string]*unstructured.Unstructured{},
 		index:          map[Key]*Object{},
+		problems:       problems,
 	}
 	if t.files, err = indexFiles(root); err != nil {
 		return nil, err
@@ -103,9 +138,14 @@ func Load(ctx context.Context, root, fluxSystem string) (*Tree, error) {
 			}
 		}
 		if !progressed {
-			ks := waiting[0]
-			return nil, fmt.Errorf("Kustomization %s/%s (%s): postBuild.substituteFrom %s is not produced by any Kustomization of this cluster",
-				ks.GetNamespace(), ks.GetName(), t.files.locate(ks), t.missingSubstituteFrom(ks))
+			for _, ks := range waiting {
+				err := fmt.Errorf("Kustomization %s/%s (%s): postBuild.substituteFrom %s is not produced by any Kustomization of this cluster",
+					ks.GetNamespace(), ks.GetName(), t.files.locate(ks), t.missingSubstituteFrom(ks))
+				if err := t.fail(ks, ks.GetKind(), ks.GetName(), err); err != nil {
+					return nil, err
+				}
+			}
+			break
 		}
 		pending = append(waiting, t.newKustomizations()...)
 	}
@@ -146,17 +186,17 @@ func (t *Tree) apply(ctx context.Context, work string, ks *unstructured.Unstruct
 	dir := filepath.Join(work, rel)
 	t.files.walked = append(t.files.walked, rel)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("%s (%s): spec.path %q does not exist in the repository", what, t.files.locate(ks), rel)
+		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s (%s): spec.path %q does not exist in the repository", what, t.files.locate(ks), rel))
 	}
 	gen := kustomize.NewGenerator(work, *ks)
 	action, err := gen.WriteFile(dir)
 	if err != nil {
-		return fmt.Errorf("%s: generating kustomization for %s: %w", what, rel, err)
+		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: generating kustomization for %s: %w", what, rel, err))
 	}
 	resources, err := kustomize.SecureBuild(work, dir, false)
 	cleanErr := kustomize.CleanDirectory(dir, action)
 	if err != nil {
-		return fmt.Errorf("%s: kustomize build %s: %w", what, rel, err)
+		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: kustomize build %s: %w", what, rel, err))
 	}
 	if cleanErr != nil {
 		return cleanErr
@@ -165,7 +205,11 @@ func (t *Tree) apply(ctx context.Context, work string, ks *unstructured.Unstruct
 	for _, res := range resources.Resources() {
 		out, err := kustomize.SubstituteVariables(ctx, lookup, *ks, res, kustomize.SubstituteWithStrict(true))
 		if err != nil {
-			return fmt.Errorf("%s: postBuild substitution in %s %s (%s): %w", what, res.GetKind(), res.GetName(), t.files.locateKind(res.GetKind(), res.GetName()), err)
+			err = fmt.Errorf("%s: postBuild substitution in %s %s (%s): %w", what, res.GetKind(), res.GetName(), t.files.locateKind(res.GetKind(), res.GetName()), err)
+			if err := t.fail(ks, res.GetKind(), res.GetName(), err); err != nil {
+				return err
+			}
+			continue
 		}
 		if out == nil { // substitution disabled by annotation
 			out = res
@@ -305,3 +349,6 @@ func SortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Position returns the repository file and line that declare kind/name, for findings.
+func (t *Tree) Position(kind, name string) (string, int) { return t.files.position(kind, name) }

@@ -1,0 +1,376 @@
+// Package check is the CI gate for a GitOps repository: everything bootcore can verify
+// offline about the bootstrap spec, the Flux tree and the committed Talos patches.
+package check
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/bootcore-dev/bootcore/internal/chartsource"
+	"github.com/bootcore-dev/bootcore/internal/fluxtree"
+	"github.com/bootcore-dev/bootcore/internal/gen"
+	"github.com/bootcore-dev/bootcore/internal/render"
+	"github.com/bootcore-dev/bootcore/internal/spec"
+	"github.com/bootcore-dev/bootcore/talos"
+)
+
+// Severity of a finding.
+const (
+	Error   = "error"
+	Skipped = "skipped" // could not be checked here (e.g. needs network); never a pass
+)
+
+// Finding is one result, located where possible.
+type Finding struct {
+	Severity string `json:"severity"`
+	Check    string `json:"check"`
+	Cluster  string `json:"cluster,omitempty"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	Message  string `json:"message"`
+}
+
+// Report is the outcome of one check run.
+type Report struct {
+	Findings []Finding `json:"findings"`
+	// Order is each cluster's Kustomization dependency order (dependsOn), as Flux would apply it.
+	Order map[string][]string `json:"order"`
+	// Checks lists the checks that ran, for the summary.
+	Checks []string `json:"checks"`
+}
+
+// Errors counts error findings.
+func (r *Report) Errors() int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Severity == Error {
+			n++
+		}
+	}
+	return n
+}
+
+type checker struct {
+	repo   string
+	report *Report
+}
+
+func (c *checker) add(sev, check, cluster, file string, line int, format string, args ...any) {
+	c.report.Findings = append(c.report.Findings, Finding{Severity: sev, Check: check, Cluster: cluster, File: file, Line: line, Message: fmt.Sprintf(format, args...)})
+}
+
+// Run checks the repository at repo. cacheDir is gen's chart cache.
+func Run(ctx context.Context, repo, cacheDir string) (*Report, error) {
+	c := &checker{repo: repo, report: &Report{Order: map[string][]string{}}}
+	c.report.Checks = []string{"spec", "tree", "dependsOn", "substitution", "sources", "values", "gen", "patches"}
+	s, err := spec.Load(filepath.Join(repo, spec.DefaultPath))
+	if err != nil {
+		c.add(Error, "spec", "", spec.DefaultPath, 0, "%v", err)
+		return c.report, nil
+	}
+	for _, cl := range s.Clusters {
+		c.cluster(ctx, s, cl)
+	}
+	if c.report.Errors() > 0 {
+		// gen walks the same tree and would only repeat the findings above.
+		c.add(Skipped, "gen", "", "", 0, "gen --check not run: fix the errors above first")
+	} else {
+		c.gen(ctx, s, cacheDir)
+	}
+	for _, cl := range s.Clusters {
+		c.patches(s, cl)
+	}
+	sort.SliceStable(c.report.Findings, func(i, j int) bool {
+		a, b := c.report.Findings[i], c.report.Findings[j]
+		if a.Cluster != b.Cluster {
+			return a.Cluster < b.Cluster
+		}
+		return a.File < b.File || a.File == b.File && a.Line < b.Line
+	})
+	return c.report, nil
+}
+
+func (c *checker) cluster(ctx context.Context, s *spec.Spec, cl spec.Cluster) {
+	for _, p := range append(append(append([]string{cl.Settings, cl.CNIValues}, cl.Patches...), cl.ControlPlanePatches...), cl.WorkerPatches...) {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(c.repo, p)); err != nil {
+			c.add(Error, "spec", cl.Name, spec.DefaultPath, 0, "clusters[%s] names %s, which does not exist", cl.Name, p)
+		}
+	}
+	tree, problems, err := fluxtree.LoadAll(ctx, c.repo, cl.FluxSystem)
+	if err != nil {
+		c.add(Error, "tree", cl.Name, cl.FluxSystem, 0, "%v", err)
+		return
+	}
+	for _, p := range problems {
+		check := "tree"
+		if strings.Contains(p.Err.Error(), "substitut") {
+			check = "substitution"
+		}
+		c.add(Error, check, cl.Name, p.File, p.Line, "%v", p.Err)
+	}
+	c.dependsOn(cl.Name, tree)
+	c.unsubstituted(cl.Name, tree)
+	// Every HelmRelease must resolve its chart source and values as helm-controller would.
+	for _, o := range tree.Objects {
+		if o.GetKind() != "HelmRelease" || o.GroupVersionKind().Group != fluxtree.HelmGroup {
+			continue
+		}
+		if _, err := tree.Release(o.GetNamespace() + "/" + o.GetName()); err != nil {
+			file, line := tree.Position("HelmRelease", o.GetName())
+			check := "sources"
+			if strings.Contains(err.Error(), "valuesFrom") {
+				check = "values"
+			}
+			c.add(Error, check, cl.Name, file, line, "%v", err)
+		}
+	}
+	for _, id := range specReleases(s) {
+		if _, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", strings.Split(id, "/")[0], strings.Split(id, "/")[1]); !ok {
+			c.add(Error, "spec", cl.Name, spec.DefaultPath, 0, "HelmRelease %s named in the spec is not applied by any Kustomization of cluster %s", id, cl.Name)
+		}
+	}
+}
+
+var varRef = regexp.MustCompile(`(^|[^$])\$\{([_a-zA-Z][_a-zA-Z0-9]*)`)
+
+// unsubstituted finds ${VAR} in objects whose Kustomization has no postBuild: Flux applies
+// them verbatim, so the literal "${VAR}" would reach the cluster.
+func (c *checker) unsubstituted(cluster string, tree *fluxtree.Tree) {
+	for _, o := range tree.Objects {
+		ks, ok := tree.Kustomizations[o.AppliedBy]
+		if !ok {
+			continue
+		}
+		if _, has, _ := unstructured.NestedMap(ks.Object, "spec", "postBuild"); has {
+			continue // substituted (strictly) during the walk
+		}
+		data, _ := yaml.Marshal(o.Object)
+		m := varRef.FindSubmatch(data)
+		if m == nil {
+			continue
+		}
+		file, line := tree.Position(o.GetKind(), o.GetName())
+		c.add(Error, "substitution", cluster, file, line, "%s %s uses ${%s} but Kustomization %s has no postBuild, so Flux applies it verbatim", o.GetKind(), o.GetName(), m[2], o.AppliedBy)
+	}
+}
+
+func specReleases(s *spec.Spec) []string {
+	ids := []string{s.CNI.HelmRelease}
+	for _, r := range s.CRDs {
+		if r.HelmRelease != "" {
+			ids = append(ids, r.HelmRelease)
+		}
+	}
+	return ids
+}
+
+// dependsOn checks that every dependency exists and the graph has no cycle; it records the
+// order Flux would reconcile the Kustomizations in.
+func (c *checker) dependsOn(cluster string, tree *fluxtree.Tree) {
+	deps := map[string][]string{}
+	for _, id := range fluxtree.SortedKeys(tree.Kustomizations) {
+		ks := tree.Kustomizations[id]
+		deps[id] = nil
+		list, _, _ := unstructured.NestedSlice(ks.Object, "spec", "dependsOn")
+		for _, d := range list {
+			ref, _ := d.(map[string]any)
+			name, _ := ref["name"].(string)
+			ns, _ := ref["namespace"].(string)
+			if ns == "" {
+				ns = ks.GetNamespace()
+			}
+			dep := ns + "/" + name
+			if _, ok := tree.Kustomizations[dep]; !ok {
+				file, line := tree.Position("Kustomization", ks.GetName())
+				c.add(Error, "dependsOn", cluster, file, line, "Kustomization %s depends on Kustomization %s, which no Kustomization of this cluster applies", id, dep)
+				continue
+			}
+			deps[id] = append(deps[id], dep)
+		}
+	}
+	for _, o := range tree.Objects {
+		if o.GetKind() != "HelmRelease" || o.GroupVersionKind().Group != fluxtree.HelmGroup {
+			continue
+		}
+		var hr helmv2.HelmRelease
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &hr) != nil {
+			continue
+		}
+		for _, d := range hr.GetDependsOn() {
+			ns := d.Namespace
+			if ns == "" {
+				ns = hr.Namespace
+			}
+			if _, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", ns, d.Name); !ok {
+				file, line := tree.Position("HelmRelease", hr.Name)
+				c.add(Error, "dependsOn", cluster, file, line, "HelmRelease %s/%s depends on HelmRelease %s/%s, which no Kustomization of this cluster applies", hr.Namespace, hr.Name, ns, d.Name)
+			}
+		}
+	}
+	order, cycle := topoSort(deps)
+	if cycle != nil {
+		file, line := tree.Position("Kustomization", strings.SplitN(cycle[0], "/", 2)[1])
+		c.add(Error, "dependsOn", cluster, file, line, "dependsOn cycle: %s", strings.Join(cycle, " -> "))
+	}
+	c.report.Order[cluster] = order
+}
+
+// topoSort orders ids so dependencies come first; on a cycle it returns the cycle.
+func topoSort(deps map[string][]string) ([]string, []string) {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var order, stack, cycle []string
+	var visit func(id string) bool
+	visit = func(id string) bool {
+		switch state[id] {
+		case active:
+			for i, s := range stack {
+				if s == id {
+					cycle = append(append([]string{}, stack[i:]...), id)
+				}
+			}
+			return false
+		case done:
+			return true
+		}
+		state[id] = active
+		stack = append(stack, id)
+		for _, d := range deps[id] {
+			if !visit(d) {
+				return false
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[id] = done
+		order = append(order, id)
+		return true
+	}
+	for _, id := range fluxtree.SortedKeys(deps) {
+		if !visit(id) {
+			return order, cycle
+		}
+	}
+	return order, nil
+}
+
+// gen re-renders everything and compares with the committed files (gen --check).
+func (c *checker) gen(ctx context.Context, s *spec.Spec, cacheDir string) {
+	out, err := gen.Run(ctx, gen.Options{Repo: c.repo, CacheDir: cacheDir})
+	switch {
+	case err != nil && chartsource.IsUnreachable(err):
+		c.add(Skipped, "gen", "", "", 0, "gen --check needs network: %v", err)
+		return
+	case err != nil:
+		c.add(Error, "gen", "", "", 0, "%v", err)
+		return
+	}
+	diff, err := out.Diff(c.repo)
+	if err != nil {
+		c.add(Error, "gen", "", "", 0, "%v", err)
+		return
+	}
+	if diff != "" {
+		for _, p := range out.Paths() {
+			old, _ := os.ReadFile(filepath.Join(c.repo, p))
+			if !bytes.Equal(old, out.Files[p]) {
+				c.add(Error, "gen", "", p, 0, "stale: run bootcore gen and commit the result")
+			}
+		}
+	}
+}
+
+// patches validates the committed patches on their own, offline: they apply and validate
+// with Talos machinery, phase 0 holds only CRDs, phase 1 no CRD, no Secret or private key
+// anywhere, and the control-plane config stays within the budget.
+func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
+	dir := filepath.Join(s.Output, cl.Name)
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join(c.repo, dir, name))
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				c.add(Error, "patches", cl.Name, filepath.Join(dir, name), 0, "%v", err)
+			}
+			return nil
+		}
+		return data
+	}
+	cp, worker, post := read("controlplane.yaml"), read("worker.yaml"), read("post-handover.yaml")
+	if cp == nil || worker == nil || post == nil {
+		c.add(Skipped, "patches", cl.Name, dir, 0, "no committed patches to validate (run bootcore gen)")
+		return
+	}
+	opts := talos.Options{ClusterName: cl.Name, Endpoint: cl.Endpoint, TalosVersion: cl.TalosVersion, KubernetesVersion: cl.KubernetesVersion}
+	for _, set := range []struct {
+		role  string
+		paths []string
+	}{{"", cl.Patches}, {talos.RoleControlPlane, cl.ControlPlanePatches}, {talos.RoleWorker, cl.WorkerPatches}} {
+		for _, p := range set.paths {
+			data, err := os.ReadFile(filepath.Join(c.repo, p))
+			if err != nil {
+				return // reported by the spec check
+			}
+			opts.StaticPatches = append(opts.StaticPatches, talos.StaticPatch{Name: p, Data: data, Role: set.role})
+		}
+	}
+	cfg, err := talos.MachineConfig(opts, talos.RoleControlPlane, cp)
+	if err != nil {
+		c.add(Error, "patches", cl.Name, filepath.Join(dir, "controlplane.yaml"), 0, "%v", err)
+		return
+	}
+	if _, err := talos.MachineConfig(opts, talos.RoleWorker, worker); err != nil {
+		c.add(Error, "patches", cl.Name, filepath.Join(dir, "worker.yaml"), 0, "%v", err)
+	}
+	if after, err := talos.MachineConfig(opts, talos.RoleControlPlane, cp, post); err != nil {
+		c.add(Error, "patches", cl.Name, filepath.Join(dir, "post-handover.yaml"), 0, "%v", err)
+	} else {
+		for _, m := range talos.InlineManifests(after) {
+			if m.Name == gen.CRDManifest || m.Name == gen.CNIManifest {
+				c.add(Error, "patches", cl.Name, filepath.Join(dir, "post-handover.yaml"), 0, "inline manifest %s survives the post-handover patch", m.Name)
+			}
+		}
+	}
+	if n := len(cp); int64(n) > s.Budget.MaxConfigBytes {
+		c.add(Error, "patches", cl.Name, filepath.Join(dir, "controlplane.yaml"), 0, "patch is %d bytes, over budget.maxConfigBytes %d", n, s.Budget.MaxConfigBytes)
+	}
+	file := filepath.Join(dir, "controlplane.yaml")
+	for _, m := range talos.InlineManifests(cfg) {
+		if bytes.Contains(m.Contents, []byte("PRIVATE KEY-----")) {
+			c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s contains a private key", m.Name)
+		}
+		objs, err := render.Split(string(m.Contents))
+		if err != nil {
+			c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s: %v", m.Name, err)
+			continue
+		}
+		for _, o := range objs {
+			crd := o.GetKind() == "CustomResourceDefinition"
+			switch {
+			case o.GetKind() == "Secret":
+				c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s holds Secret %s", m.Name, o.GetName())
+			case m.Name == gen.CRDManifest && !crd:
+				c.add(Error, "patches", cl.Name, file, 0, "phase-0 manifest %s holds %s %s; CRDs only", m.Name, o.GetKind(), o.GetName())
+			case m.Name == gen.CNIManifest && crd:
+				c.add(Error, "patches", cl.Name, file, 0, "phase-1 manifest %s holds CustomResourceDefinition %s", m.Name, o.GetName())
+			}
+		}
+	}
+}

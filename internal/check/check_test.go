@@ -1,0 +1,182 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const lab = "../../integration/testdata/lab"
+
+func labCopy(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(lab, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(lab, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func edit(t *testing.T, root, rel, old, new string) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(old)) {
+		t.Fatalf("%s does not contain %q", rel, old)
+	}
+	if err := os.WriteFile(p, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCleanTreesPass(t *testing.T) {
+	for _, repo := range []string{lab, "../.."} {
+		r, err := Run(context.Background(), repo, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range r.Findings {
+			if f.Severity == Error {
+				t.Errorf("%s: %s:%d [%s] %s", repo, f.File, f.Line, f.Check, f.Message)
+			}
+		}
+		if got := strings.Join(r.Order["infra"], " "); !strings.HasPrefix(got, "flux-system/cilium flux-system/coredns flux-system/cert-manager flux-system/external-secrets") {
+			t.Errorf("%s: order = %s", repo, got)
+		}
+	}
+	// The real tree cannot be rendered offline: that is said, not passed.
+	r, _ := Run(context.Background(), "../..", t.TempDir())
+	var skipped []string
+	for _, f := range r.Findings {
+		if f.Severity == Skipped {
+			skipped = append(skipped, f.Check+": "+f.Message)
+		}
+	}
+	if !strings.Contains(strings.Join(skipped, "\n"), "gen: gen --check needs network") {
+		t.Errorf("real tree: gen must be reported as skipped for lack of network, got %v", skipped)
+	}
+}
+
+const workloads = "kubernetes/clusters/infra/workloads.yaml"
+const smoke = "kubernetes/workloads/infra/smoke.yaml"
+
+// Each defect yields exactly its finding, located in the file that has it.
+func TestDefects(t *testing.T) {
+	release := func(extra string) string {
+		return "---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: app, namespace: smoke}\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: app\n      sourceRef: {kind: HelmRepository, name: charts}\n" + extra
+	}
+	cases := []struct {
+		name   string
+		mutate func(t *testing.T, root string)
+		check  string
+		file   string
+		line   int
+		want   string
+	}{
+		{"missing path", func(t *testing.T, root string) {
+			edit(t, root, workloads, "path: ./kubernetes/workloads/infra", "path: ./kubernetes/workloads/nowhere")
+		}, "tree", workloads, 3, `"kubernetes/workloads/nowhere" does not exist`},
+		{"kustomize error", func(t *testing.T, root string) {
+			edit(t, root, "kubernetes/workloads/infra/kustomization.yaml", "- smoke.yaml", "- smoke.yaml\n  - missing.yaml")
+		}, "tree", workloads, 3, "missing.yaml"},
+		{"unknown dependsOn", func(t *testing.T, root string) {
+			edit(t, root, workloads, "- name: infrastructure", "- name: infrastructre")
+		}, "dependsOn", workloads, 3, "flux-system/infrastructre"},
+		{"cycle", func(t *testing.T, root string) {
+			edit(t, root, "kubernetes/clusters/infra/infrastructure.yaml", "spec:\n", "spec:\n  dependsOn:\n    - name: workloads\n")
+		}, "dependsOn", "", 0, "cycle: "},
+		{"undefined variable", func(t *testing.T, root string) {
+			edit(t, root, smoke, "${CLUSTER_NAME}", "${CLUSTER_NAEM}")
+		}, "substitution", smoke, 0, "CLUSTER_NAEM"},
+		{"variable without postBuild", func(t *testing.T, root string) {
+			edit(t, root, workloads, "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: cluster-settings\n", "")
+		}, "substitution", smoke, 0, "no postBuild"},
+		{"dangling sourceRef", func(t *testing.T, root string) {
+			edit(t, root, smoke, "managedBy: flux-system/workloads\n", "managedBy: flux-system/workloads\n"+release(""))
+		}, "sources", smoke, 0, "HelmRepository smoke/charts"},
+		{"dangling valuesFrom", func(t *testing.T, root string) {
+			edit(t, root, smoke, "managedBy: flux-system/workloads\n", "managedBy: flux-system/workloads\n"+release("  valuesFrom: [{kind: ConfigMap, name: app-values}]\n")+
+				"---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: charts, namespace: smoke}\nspec: {interval: 1h, url: https://charts.example.invalid}\n")
+		}, "values", smoke, 0, "ConfigMap smoke/app-values"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := labCopy(t)
+			tc.mutate(t, root)
+			r, err := Run(context.Background(), root, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var errs []Finding
+			for _, f := range r.Findings {
+				if f.Severity == Error {
+					errs = append(errs, f)
+				}
+			}
+			if len(errs) != 1 {
+				t.Fatalf("want exactly one error finding, got %d: %+v", len(errs), errs)
+			}
+			f := errs[0]
+			if f.Check != tc.check || f.Cluster != "infra" || !strings.Contains(f.Message, tc.want) {
+				t.Errorf("finding = %+v, want check %s mentioning %q", f, tc.check, tc.want)
+			}
+			if tc.file != "" && f.File != tc.file {
+				t.Errorf("file = %s, want %s", f.File, tc.file)
+			}
+			if tc.line != 0 && f.Line != tc.line {
+				t.Errorf("line = %d, want %d", f.Line, tc.line)
+			}
+			if f.File != "" && f.Line == 0 && tc.check != "tree" {
+				t.Errorf("finding has a file but no line: %+v", f)
+			}
+			var buf bytes.Buffer
+			if err := r.PrintJSON(&buf); err != nil || !json.Valid(buf.Bytes()) {
+				t.Errorf("json output invalid: %v", err)
+			}
+		})
+	}
+}
+
+// Committed patches are validated on their own: a hand edit that breaks phase separation is caught.
+func TestCommittedPatches(t *testing.T) {
+	root := labCopy(t)
+	edit(t, root, "generated/infra/controlplane.yaml", "    - name: bootcore-cni\n      contents: |\n", "    - name: bootcore-cni\n      contents: |\n        apiVersion: v1\n        kind: Secret\n        metadata: {name: leaked, namespace: kube-system}\n        ---\n")
+	r, err := Run(context.Background(), root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, f := range r.Findings {
+		if f.Severity == Error {
+			msgs = append(msgs, f.Check+" "+f.File+": "+f.Message)
+		}
+	}
+	all := strings.Join(msgs, "\n")
+	for _, w := range []string{"gen generated/infra/controlplane.yaml: stale", "patches generated/infra/controlplane.yaml: inline manifest bootcore-cni holds Secret leaked"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("findings do not include %q:\n%s", w, all)
+		}
+	}
+}
