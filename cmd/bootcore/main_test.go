@@ -88,6 +88,11 @@ func TestVersionNamesLibraries(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "bootcore ") {
 		t.Fatalf("version: exit %d, %q", code, out)
 	}
+	for _, mod := range []string{"helm.sh/helm/v3 v3.", "github.com/siderolabs/talos/pkg/machinery v1.", "github.com/fluxcd/pkg/kustomize v1."} {
+		if !strings.Contains(out, mod) {
+			t.Errorf("version does not name %s:\n%s", mod, out)
+		}
+	}
 }
 
 func TestCompletion(t *testing.T) {

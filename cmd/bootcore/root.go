@@ -35,11 +35,17 @@ func newVersionCmd() *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(w, "go %s\n", info.GoVersion)
+			for _, s := range info.Settings {
+				switch s.Key {
+				case "vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH":
+					fmt.Fprintf(w, "%s %s\n", s.Key, s.Value)
+				}
+			}
 			for _, dep := range info.Deps {
 				switch dep.Path {
 				case "helm.sh/helm/v3", "github.com/siderolabs/talos/pkg/machinery",
-					"github.com/fluxcd/pkg/kustomize", "github.com/fluxcd/helm-controller/api",
-					"sigs.k8s.io/kustomize/api", "k8s.io/client-go":
+					"github.com/fluxcd/flux2/v2", "github.com/fluxcd/pkg/ssa", "github.com/fluxcd/pkg/kustomize",
+					"github.com/fluxcd/helm-controller/api", "sigs.k8s.io/kustomize/api", "k8s.io/client-go":
 					fmt.Fprintf(w, "%s %s\n", dep.Path, dep.Version)
 				}
 			}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/bootcore-dev/bootcore/internal/term"
 )
 
 // PrintText writes findings as "file:line: severity [check] message", then the order.
 func (r *Report) PrintText(w io.Writer) {
+	paint := term.Paint(term.Colors(w))
 	for _, f := range r.Findings {
 		loc := f.File
 		if loc == "" {
@@ -21,7 +24,11 @@ func (r *Report) PrintText(w io.Writer) {
 		if f.Cluster != "" {
 			cluster = " cluster " + f.Cluster + ":"
 		}
-		fmt.Fprintf(w, "%s: %s [%s]%s %s\n", loc, f.Severity, f.Check, cluster, strings.ReplaceAll(f.Message, "\n", "\n    "))
+		sev := paint.Yellow(f.Severity)
+		if f.Severity == Error {
+			sev = paint.Red(f.Severity)
+		}
+		fmt.Fprintf(w, "%s: %s [%s]%s %s\n", loc, sev, f.Check, cluster, strings.ReplaceAll(f.Message, "\n", "\n    "))
 	}
 	for _, cluster := range sortedKeys(r.Order) {
 		fmt.Fprintf(w, "order %s: %s\n", cluster, strings.Join(r.Order[cluster], " -> "))
