@@ -1,6 +1,7 @@
 package fluxtree
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -204,6 +205,10 @@ func MergeValues(a, b map[string]any) map[string]any {
 // Substitute applies Flux's postBuild substitution (strict: an undefined variable is an
 // error naming it) to a file that is not part of the Flux tree, such as boot-only values.
 func Substitute(data []byte, vars map[string]string) ([]byte, error) {
+	// Found by FuzzSubstitute: envsubst silently drops NUL bytes; no YAML file has one.
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return nil, fmt.Errorf("NUL byte at offset %d: not a text file", i)
+	}
 	out, err := envsubst.Eval(string(data), func(name string) (string, bool) {
 		v, ok := vars[name]
 		return v, ok

@@ -1,0 +1,246 @@
+package talosemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	gokssa "github.com/siderolabs/go-kubernetes/kubernetes/ssa"
+	"github.com/siderolabs/go-kubernetes/kubernetes/ssa/object"
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+)
+
+// The names Talos uses.
+const (
+	FieldManager       = "talos"
+	InventoryNamespace = "kube-system"
+	InventoryName      = "talos-bootstrap-manifests-inventory"
+	// InventoryAnnotation is config.k8s.io/owning-inventory.
+	InventoryAnnotation = gokssa.InventoryAnnotationKey
+)
+
+// Objects flattens manifests (already sorted by ID) into objects and orders
+// them as Talos >= 1.13 does: Namespaces, then CRDs, then the rest in file
+// order.
+func Objects(manifests []Manifest) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	for _, m := range manifests {
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(m.Contents)), 4096)
+		for {
+			obj := &unstructured.Unstructured{}
+			if err := dec.Decode(&obj.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("manifest %s: %w", m.Name, err)
+			}
+			if len(obj.Object) == 0 {
+				continue
+			}
+			objs = append(objs, obj)
+		}
+	}
+	rank := func(o *unstructured.Unstructured) int {
+		switch gk := o.GroupVersionKind().GroupKind(); {
+		case gk.Group == "" && gk.Kind == "Namespace":
+			return 0
+		case gk.Group == "apiextensions.k8s.io" && gk.Kind == "CustomResourceDefinition":
+			return 1
+		default:
+			return 2
+		}
+	}
+	sort.SliceStable(objs, func(i, j int) bool { return rank(objs[i]) < rank(objs[j]) })
+	return objs, nil
+}
+
+// Node is one emulated Talos control-plane node's manifest controller.
+type Node struct {
+	Name   string       // node name, the lock holder identity
+	Config *rest.Config // Talos uses an admin kubeconfig it generates itself
+	Logf   func(format string, args ...any)
+}
+
+// Result is what one run did. Object names read "Kind namespace/name".
+type Result struct {
+	Created  []string // created by this run
+	Existing []string // existed already: left alone, recorded in the inventory
+}
+
+// Boot emulates what the node does with the inline manifests of cfg after
+// it boots: apply runs, retried with exponential backoff (0.5s doubling up to
+// 5s) until one succeeds or timeout passes. The Result sums all runs.
+func (n *Node) Boot(ctx context.Context, cfg config.Config, timeout time.Duration) (Result, error) {
+	objs, err := Objects(InlineManifests(cfg))
+	if err != nil {
+		return Result{}, err
+	}
+	return n.ApplyUntilSuccess(ctx, objs, timeout)
+}
+
+// ApplyUntilSuccess is Boot for already flattened objects.
+func (n *Node) ApplyUntilSuccess(ctx context.Context, objs []*unstructured.Unstructured, timeout time.Duration) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var total Result
+	var lastErr error
+	attempt := 0
+	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Steps: 1 << 20, Cap: 5 * time.Second}
+	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		attempt++
+		res, err := n.ApplyOnce(ctx, objs)
+		total.Created = append(total.Created, res.Created...)
+		total.Existing = appendMissing(total.Existing, res.Existing...)
+		if err != nil {
+			lastErr = err
+			n.logf("talosemu: %s: manifest apply run %d failed, will retry: %v", n.Name, attempt, err)
+			return false, nil
+		}
+		n.logf("talosemu: %s: manifest apply run %d: %d created, %d existing", n.Name, attempt, len(res.Created), len(res.Existing))
+		return true, nil
+	})
+	if err != nil {
+		return total, fmt.Errorf("%s: inline manifests not applied after %d runs: %w (last error: %v)", n.Name, attempt, err, lastErr)
+	}
+	// An object created in an earlier run is "existing" in a later one.
+	total.Existing = removeAll(total.Existing, total.Created)
+	return total, nil
+}
+
+// ApplyOnce is one run of the manifest controller: create what is missing,
+// record everything in the inventory. Errors of single objects do not stop
+// the run; they are joined into the returned error.
+func (n *Node) ApplyOnce(ctx context.Context, objs []*unstructured.Unstructured) (Result, error) {
+	var res Result
+	client, err := kubernetes.NewForConfig(n.Config)
+	if err != nil {
+		return res, err
+	}
+	dyn, err := dynamic.NewForConfig(n.Config)
+	if err != nil {
+		return res, err
+	}
+	unlock, err := n.lock(ctx, client)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	// Fresh discovery per run: a CRD established since the last run is known now.
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	inv, err := gokssa.GetInventory(ctx, client, InventoryNamespace, InventoryName)
+	if err != nil {
+		return res, err
+	}
+	refs := inv.Get()
+
+	var errs []error
+	for _, orig := range objs {
+		obj := orig.DeepCopy()
+		gvk := obj.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", describe(obj), err))
+			continue
+		}
+		ri := dynamic.ResourceInterface(dyn.Resource(mapping.Resource))
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			if obj.GetNamespace() == "" {
+				obj.SetNamespace(metav1.NamespaceDefault) // as kubectl would
+			}
+			ri = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+		} else {
+			obj.SetNamespace("")
+		}
+		ref := object.ObjMetadata{Namespace: obj.GetNamespace(), Name: obj.GetName(), GroupKind: gvk.GroupKind()}
+
+		live, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		switch {
+		case err == nil:
+			if owner, ok := live.GetAnnotations()[InventoryAnnotation]; ok && owner != InventoryName {
+				errs = append(errs, fmt.Errorf("%s is owned by inventory %q, not %q", describe(obj), owner, InventoryName))
+				continue
+			}
+			res.Existing = append(res.Existing, describe(obj)) // create-only: not updated
+		case apierrors.IsNotFound(err):
+			ann := obj.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[InventoryAnnotation] = InventoryName
+			obj.SetAnnotations(ann)
+			if _, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: false}); err != nil {
+				errs = append(errs, fmt.Errorf("create %s: %w", describe(obj), err))
+				continue
+			}
+			res.Created = append(res.Created, describe(obj))
+		default:
+			errs = append(errs, fmt.Errorf("get %s: %w", describe(obj), err))
+			continue
+		}
+		if !refs.Contains(ref) {
+			refs = append(refs, ref)
+		}
+	}
+
+	inv.Update(refs)
+	if err := inv.Write(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+func (n *Node) logf(format string, args ...any) {
+	if n.Logf != nil {
+		n.Logf(format, args...)
+	}
+}
+
+func describe(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return obj.GetKind() + " " + ns + "/" + obj.GetName()
+	}
+	return obj.GetKind() + " " + obj.GetName()
+}
+
+func appendMissing(list []string, items ...string) []string {
+	for _, it := range items {
+		found := false
+		for _, l := range list {
+			found = found || l == it
+		}
+		if !found {
+			list = append(list, it)
+		}
+	}
+	return list
+}
+
+func removeAll(list, remove []string) []string {
+	var out []string
+	for _, l := range list {
+		keep := true
+		for _, r := range remove {
+			keep = keep && l != r
+		}
+		if keep {
+			out = append(out, l)
+		}
+	}
+	return out
+}
