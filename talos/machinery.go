@@ -89,7 +89,13 @@ func Validate(o Options, p *Patches) (report *Report, err error) {
 	userManifests := InlineManifests(static)
 	for _, m := range userManifests {
 		if _, ok := report.ManifestBytes[m.Name]; ok {
-			return nil, fmt.Errorf("static patches %s: inline manifest %q is also one of bootcore's", o.context(), m.Name)
+			var names []string
+			for _, sp := range o.StaticPatches {
+				if sp.appliesTo(RoleControlPlane) {
+					names = append(names, fmt.Sprintf("%q", sp.Name))
+				}
+			}
+			return nil, fmt.Errorf("static patches %s %s %s: inline manifest %q is also one of bootcore's; rename it", strings.Join(names, ", "), RoleControlPlane, o.context(), m.Name)
 		}
 	}
 
