@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LAB     ?= integration/testdata/lab
 UNIT_PKGS = ./cmd/... ./internal/... ./talos/...
 
-.PHONY: build test test-unit gen gen-check check docs vet
+.PHONY: build test test-unit gen gen-check check docs vet fuzz fuzz-smoke
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bootcore
@@ -19,13 +19,27 @@ test-unit:
 	$(GO) test -count=1 $(UNIT_PKGS)
 
 # Everything: unit tests, the committed lab output is current, and the test-bed suites.
-test: vet gen-check check test-unit test-integration
+test: vet gen-check check test-unit fuzz-smoke test-integration
 
 # The CI gate users run, on the lab tree and on this repository's real tree (which cannot be
 # rendered without chart registries: that part is reported as skipped, the rest must pass).
 check:
 	$(GO) run ./cmd/bootcore check --repo $(LAB)
 	$(GO) run ./cmd/bootcore check --repo .
+
+# Fuzz the parsers and the patch builder. FUZZTIME per target; by hand run at least
+# FUZZTIME=3m (4 targets: 12 min). The seed corpora (testdata/fuzz) also run in every go test.
+FUZZTIME ?= 3m
+FUZZ_TARGETS = FuzzParse:./internal/spec FuzzSubstitute:./internal/fluxtree FuzzSplit:./internal/render FuzzGenerate:./talos
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
+	done
+
+# What CI runs: a few seconds of each target so the harness cannot rot.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
 # Regenerate docs/cli from the commands (a test fails when it is stale).
 docs:
