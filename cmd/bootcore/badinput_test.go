@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/bootcore-dev/bootcore/internal/testutil"
 )
 
 type badInput struct {
@@ -46,29 +48,6 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // TestBadInput runs the corpus in testdata/badinput: each case exits non-zero with one
 // message naming what is wrong, and writes or changes no file.
 func TestBadInput(t *testing.T) {
@@ -86,7 +65,7 @@ func TestBadInput(t *testing.T) {
 	cache := t.TempDir()
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			repo := copyTree(t, lab)
+			repo := testutil.CopyDir(t, lab)
 			for p, content := range tc.Write {
 				if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, p)), 0o755); err != nil {
 					t.Fatal(err)

@@ -4,52 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bootcore-dev/bootcore/internal/testutil"
 )
 
 const lab = "../../integration/testdata/lab"
 
-func labCopy(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(lab, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(lab, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func labCopy(t *testing.T) string { return testutil.CopyDir(t, lab) }
 
-func edit(t *testing.T, root, rel, old, new string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(data, []byte(old)) {
-		t.Fatalf("%s does not contain %q", rel, old)
-	}
-	if err := os.WriteFile(p, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func edit(t *testing.T, root, rel, old, new string) { testutil.Edit(t, root, rel, old, new) }
 
 func TestCleanTreesPass(t *testing.T) {
 	for _, repo := range []string{lab, "../.."} {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -24,74 +23,24 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
 	"github.com/bootcore-dev/bootcore/internal/render"
 	"github.com/bootcore-dev/bootcore/internal/spec"
+	"github.com/bootcore-dev/bootcore/internal/testutil"
 	"github.com/bootcore-dev/bootcore/talos"
 )
 
 const lab = "../../integration/testdata/lab"
 
 func TestMain(m *testing.M) {
-	// Helm's registry client reads the user's credential files; keep tests away from them.
-	dir, err := os.MkdirTemp("", "gen-test-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	os.Setenv("HELM_CONFIG_HOME", dir)
-	os.Setenv("DOCKER_CONFIG", dir)
+	cleanup := testutil.IsolateHelm()
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
-// labCopy copies the lab repository so a test can change it.
-func labCopy(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(lab, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(lab, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func labCopy(t *testing.T) string { return testutil.CopyDir(t, lab) }
 
-// edit replaces old with new in a file of the repository; old must be there.
-func edit(t *testing.T, root, rel, old, new string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(data, []byte(old)) {
-		t.Fatalf("%s does not contain %q", rel, old)
-	}
-	if err := os.WriteFile(p, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func edit(t *testing.T, root, rel, old, new string) { testutil.Edit(t, root, rel, old, new) }
 
-func write(t *testing.T, root, rel, content string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func write(t *testing.T, root, rel, content string) { testutil.Write(t, root, rel, content) }
 
 func run(t *testing.T, root string) *Output {
 	t.Helper()
