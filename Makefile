@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LAB     ?= integration/testdata/lab
 UNIT_PKGS = ./cmd/... ./internal/... ./talos/...
 
-.PHONY: build test test-unit gen gen-check check docs vet fuzz fuzz-smoke
+.PHONY: build test test-unit gen gen-check check docs vet fuzz fuzz-smoke lab lab-down
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bootcore
@@ -52,5 +52,15 @@ gen:
 # Fail when the committed lab patches are stale (what a user's CI runs on their repo).
 gen-check:
 	$(GO) run ./cmd/bootcore gen --repo $(LAB) --check
+
+# The lab: both lab clusters on the test bed, booted from gen's patches (Talos emulation),
+# handed over to Flux by bootcore agent; status printed; left running until make lab-down.
+LAB_BIN = integration/.testbin/lab
+lab: testbin build
+	$(GO) build -o $(LAB_BIN) ./integration/cmd/lab
+	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(LAB_BIN) up -detach -agent $(BIN)
+
+lab-down:
+	@if [ -x $(LAB_BIN) ]; then $(LAB_BIN) down; else echo "lab: not running"; fi
 
 include integration/testbed.mk

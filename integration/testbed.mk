@@ -13,13 +13,7 @@ INTEGRATION_TEST_FLAGS ?= -count=1 -timeout 20m
 
 testbin:
 	@BOOTCORE_TESTBIN=$(TESTBIN_DIR) bash integration/tools/testbin.sh $(TESTBIN_GROUPS)
+	@BOOTCORE_TESTBIN=$(TESTBIN_DIR) bash integration/tools/flux-operator/build.sh
 
 test-integration: testbin
 	BOOTCORE_TESTBIN=$(TESTBIN_DIR) go test $(INTEGRATION_TEST_FLAGS) ./integration/...
-
-# Lab clusters until Ctrl-C (see integration/cmd/lab). Example:
-#   make testbed-lab LAB_FLAGS="-clusters infra,apps -flux -git-dir integration/testdata/lab"
-LAB_FLAGS ?= -clusters lab
-.PHONY: testbed-lab
-testbed-lab: testbin
-	BOOTCORE_TESTBIN=$(TESTBIN_DIR) go run ./integration/cmd/lab $(LAB_FLAGS)

@@ -16,6 +16,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newGenCmd(), newCheckCmd(), newVersionCmd())
+	root.AddCommand(newAgentCmd())
 	return root
 }
 

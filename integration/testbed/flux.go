@@ -95,6 +95,10 @@ func (c *Cluster) StartFlux(ctx context.Context) (*Flux, error) {
 				"--storage-adv-addr="+f.StorageAddr,
 			)
 		}
+		if ctrl == "kustomize-controller" || ctrl == "helm-controller" {
+			// The 30s default between dependsOn checks dominates a hand-over on the test bed.
+			args = append(args, "--requeue-dependency=5s")
+		}
 		if _, err := c.run(ctrl, env, args...); err != nil {
 			return nil, err
 		}

@@ -40,6 +40,7 @@ group_bins() {
 	kube) echo "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler" ;;
 	kwok) echo "kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
 	source-controller | kustomize-controller | helm-controller) echo "$1=github.com/fluxcd/$1" ;;
+	helm) echo "helm=helm.sh/helm/v3/cmd/helm" ;; # not in all_groups: only the benchmarks (bench.mk) use it
 	*) echo "unknown group $1" >&2; exit 2 ;;
 	esac
 }

@@ -1,128 +1,277 @@
-// Command lab runs test-bed clusters for hands-on work (the `make lab`
-// environment): real control planes with kwok nodes that stay NotReady until
-// Cilium runs, optionally the Talos inline-manifest boot EMULATION, a Git
-// server with a directory committed to it, and the Flux controllers.
-// Ctrl-C stops exactly the processes it started.
+// Command lab runs the lab: test-bed clusters (real control planes with kwok nodes that stay
+// NotReady until Cilium runs) booted from `bootcore gen`'s patches through the Talos boot
+// EMULATION, a Git server serving the lab tree, the Flux controllers and the flux-operator as
+// processes, and `bootcore agent` handing each cluster over to Flux.
 //
-//	go run ./integration/cmd/lab -clusters infra,apps -git-dir integration/testdata/lab -flux
+//	lab up [-clusters infra,apps] [-agent bin/bootcore] [-state DIR] [-detach]
+//	lab down [-state DIR]
+//
+// `up -detach` returns once everything is up and keeps the lab running in the background;
+// `down` stops exactly the processes the lab started. Without -detach, Ctrl-C stops it.
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/bootcore-dev/bootcore/integration/talosemu"
+	"github.com/bootcore-dev/bootcore/integration/labenv"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 )
 
+const readyLine = "lab: ready"
+
 func main() {
-	clusters := flag.String("clusters", "lab", "comma-separated cluster names")
-	flux := flag.Bool("flux", false, "run source-, kustomize- and helm-controller on every cluster")
-	gitDir := flag.String("git-dir", "", "serve this directory as Git repository \"lab\" (branch main)")
-	patches := flag.String("talos-patch", "", "comma-separated control-plane patch files: emulate a Talos boot with them on every cluster ({cluster} is replaced by the cluster name)")
-	runDir := flag.String("run-dir", "", "parent directory for cluster files (default integration/.run)")
-	flag.Parse()
-	if err := run(strings.Split(*clusters, ","), *flux, *gitDir, *patches, *runDir); err != nil {
+	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down") {
+		fmt.Fprintln(os.Stderr, "usage: lab up [-clusters infra,apps] [-agent BIN] [-state DIR] [-detach] | lab down [-state DIR]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("lab "+os.Args[1], flag.ExitOnError)
+	clusters := fs.String("clusters", "infra,apps", "comma-separated lab clusters")
+	agentBin := fs.String("agent", "", "bootcore binary: run `bootcore agent` on every cluster after the boot")
+	state := fs.String("state", "integration/.run/lab", "directory for the lab's logs, pid and lock")
+	detach := fs.Bool("detach", false, "return when the lab is up; keep it running in the background")
+	_ = fs.Parse(os.Args[2:])
+
+	var err error
+	switch {
+	case os.Args[1] == "down":
+		err = down(*state)
+	case *detach:
+		err = upDetached(*state)
+	default:
+		err = up(strings.Split(*clusters, ","), *agentBin, *state, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
 		os.Exit(1)
 	}
 }
 
-func run(names []string, flux bool, gitDir, patches, runDir string) error {
+// upDetached starts `lab up` (without -detach) as a background process writing to
+// state/lab.log, relays its output until it reports ready, and returns.
+func upDetached(state string) error {
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(state, "lab.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	var args []string
+	for _, a := range os.Args[1:] {
+		if a != "-detach" && a != "--detach" {
+			args = append(args, a)
+		}
+	}
+	pr, pw := io.Pipe()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stdout = io.MultiWriter(logFile, pw)
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the make that started it
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); pw.Close() }()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		fmt.Println(sc.Text())
+		if sc.Text() == readyLine {
+			// Keep draining into the log only; the child goes on without us.
+			go io.Copy(io.Discard, pr)
+			fmt.Printf("lab: running in the background (pid %d, log %s); stop it with make lab-down\n", cmd.Process.Pid, logPath)
+			return nil
+		}
+	}
+	return fmt.Errorf("lab exited before it was ready (%v); see %s", <-exited, logPath)
+}
+
+func up(names []string, agentBin, state string, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+	// The lock is held for the lab's lifetime: `down` waits on it to know everything stopped.
+	lock, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("a lab is already running (make lab-down stops it)")
+	}
+	defer lock.Close()
+	if err := os.WriteFile(filepath.Join(state, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(state, "pid"))
 
+	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	root, err := filepath.Abs(".")
+	if err != nil {
+		return err
+	}
+	runDir := filepath.Join(state, "clusters")
+	if err := os.RemoveAll(runDir); err != nil { // old etcd data would not match new certificates
+		return err
+	}
+
+	clusters := map[string]*testbed.Cluster{}
 	var mu sync.Mutex
-	var started []*testbed.Cluster
 	defer func() {
-		fmt.Println("lab: stopping")
-		for _, c := range started {
+		logf("lab: stopping")
+		for _, c := range clusters {
 			if err := c.Stop(); err != nil {
-				fmt.Fprintln(os.Stderr, "lab:", err)
+				logf("lab: %v", err)
 			}
 		}
 	}()
-
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
-	for i, name := range names {
-		wg.Go(func() {
-			opts := testbed.Options{Name: name, Logf: logf}
-			if runDir != "" {
-				// A fixed directory: clear what an earlier lab left there
-				// (old etcd data would not match the new certificates).
-				opts.RunDir = filepath.Join(runDir, name)
-				if err := os.RemoveAll(opts.RunDir); err != nil {
-					errs[i] = err
-					return
-				}
-			}
-			c, err := testbed.Start(ctx, opts)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			mu.Lock()
-			started = append(started, c)
-			mu.Unlock()
-			errs[i] = setUp(ctx, c, flux, patches, logf)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
+	if err := each(names, func(name string) error {
+		c, err := testbed.Start(ctx, testbed.Options{Name: name, RunDir: filepath.Join(runDir, name), Logf: logf})
 		if err != nil {
 			return err
 		}
+		mu.Lock()
+		clusters[name] = c
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return err
 	}
 
-	if gitDir != "" {
-		g, err := testbed.StartGitServer(filepath.Join(started[0].RunDir, "git"))
-		if err != nil {
+	git, err := testbed.StartGitServer(filepath.Join(state, "git"))
+	if err != nil {
+		return err
+	}
+	defer git.Close()
+	repo := filepath.Join(state, "repo")
+	if err := os.RemoveAll(repo); err != nil {
+		return err
+	}
+	lab, err := labenv.Prepare(ctx, root, repo, git, clusters, "lab-token")
+	if err != nil {
+		return err
+	}
+	logf("lab: gen rendered the lab tree into %s; git repository %s", filepath.Join(repo, "generated"), git.RepoURL("lab"))
+
+	results := map[string]string{}
+	err = each(names, func(name string) error {
+		c := clusters[name]
+		if err := lab.BootTalos(ctx, c, name, 3*time.Minute); err != nil {
+			return fmt.Errorf("%s: Talos boot emulation: %w", name, err)
+		}
+		logf("lab: %s booted from %s (Talos emulation)", name, filepath.Join("generated", name, "controlplane.yaml"))
+		if _, err := c.StartFlux(ctx); err != nil {
 			return err
 		}
-		defer g.Close()
-		commit, err := g.CreateRepo("lab", gitDir)
-		if err != nil {
+		if err := c.StartFluxOperator(ctx); err != nil {
 			return err
 		}
-		fmt.Printf("lab: git repository %s (commit %s); commit more from %s\n", g.RepoURL("lab"), commit, g.Worktree("lab"))
+		if agentBin == "" {
+			results[name] = "agent not run (no -agent binary given)"
+			return nil
+		}
+		results[name] = runAgent(ctx, agentBin, lab, c, name, state)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, c := range started {
-		fmt.Printf("lab: cluster %s ready: export KUBECONFIG=%s\n", c.Name, c.KubeconfigPath)
+	for _, name := range names {
+		c := clusters[name]
+		fmt.Fprintf(out, "\ncluster %s: %s\n", name, results[name])
+		printStatus(ctx, out, c)
+		fmt.Fprintf(out, "export KUBECONFIG=%s   # cluster %s\n", c.KubeconfigPath, name)
 	}
-	fmt.Println("lab: running; Ctrl-C stops everything")
+	fmt.Fprintln(out, readyLine)
 	<-ctx.Done()
 	return nil
 }
 
-func setUp(ctx context.Context, c *testbed.Cluster, flux bool, patches string, logf func(string, ...any)) error {
-	if patches != "" {
-		var files []string
-		for _, p := range strings.Split(patches, ",") {
-			files = append(files, strings.ReplaceAll(p, "{cluster}", c.Name))
-		}
-		cfg, err := talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{ClusterName: c.Name}, files...)
+// runAgent runs `bootcore agent` for one cluster and returns a one-line result; its full
+// output goes to state/agent-<cluster>.log.
+func runAgent(ctx context.Context, bin string, lab *labenv.Lab, c *testbed.Cluster, name, state string) string {
+	logPath := filepath.Join(state, "agent-"+name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	cmd := exec.CommandContext(ctx, bin, "agent", "--cluster", name, "--repo", lab.Repo, "--kubeconfig", c.KubeconfigPath,
+		"--bundle-dir", state, "--cache-dir", filepath.Join(state, "cache"))
+	cmd.Env = append(os.Environ(), lab.Env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	start := time.Now()
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return fmt.Sprintf("handed over to Flux by bootcore agent in %s (log %s)", time.Since(start).Round(time.Second), logPath)
+	case errors.As(err, &ee):
+		return fmt.Sprintf("bootcore agent FAILED with exit %d (log %s)", ee.ExitCode(), logPath)
+	default:
+		return fmt.Sprintf("bootcore agent did not run: %v", err)
+	}
+}
+
+// down stops a detached lab and waits until every process it started is gone.
+func down(state string) error {
+	data, err := os.ReadFile(filepath.Join(state, "pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Println("lab: not running")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("%s/pid: %w", state, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	// The lab holds the lock until it has stopped all its processes.
+	done := make(chan error, 1)
+	go func() { done <- syscall.Flock(int(lock.Fd()), syscall.LOCK_EX) }()
+	select {
+	case err := <-done:
 		if err != nil {
 			return err
 		}
-		node := &talosemu.Node{Name: "controlplane-1", Config: c.Config, Logf: logf}
-		if _, err := node.Boot(ctx, cfg, 5*time.Minute); err != nil {
-			return err
-		}
+		fmt.Println("lab: stopped")
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("lab (pid %d) did not stop within 2 minutes", pid)
 	}
-	if flux {
-		if _, err := c.StartFlux(ctx); err != nil {
-			return err
-		}
+}
+
+func each(names []string, fn func(string) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Go(func() { errs[i] = fn(n) })
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }

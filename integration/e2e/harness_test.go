@@ -1,0 +1,738 @@
+// Package e2e runs `bootcore agent` (the built binary) against test-bed clusters booted from
+// the lab tree by the Talos emulation, with the real Flux controllers and the flux-operator
+// running as processes. See integration/README.md for the test bed.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/bootcore-dev/bootcore/integration/talosemu"
+	"github.com/bootcore-dev/bootcore/integration/testbed"
+	"github.com/bootcore-dev/bootcore/internal/agent"
+	"github.com/bootcore-dev/bootcore/internal/gen"
+	"github.com/bootcore-dev/bootcore/internal/spec"
+)
+
+var bootcoreBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		root, err := repoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "bootcore-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		bootcoreBin = filepath.Join(dir, "bootcore")
+		build := exec.Command("go", "build", "-o", bootcoreBin, "./cmd/bootcore")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building bootcore: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "cmd", "bootcore")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no bootcore checkout above %s", dir)
+		}
+		dir = parent
+	}
+}
+
+// The Git URL placeholder the lab tree uses (see its gotk-sync.yaml and cluster-settings).
+const gitPlaceholder = "http://127.0.0.1:0/lab.git"
+
+// canaryEnv holds the onepassword-connect token the tests hand to the agent: it must appear in
+// the cluster's Secret and nowhere in the agent's output or support bundle.
+const canaryEnv = "BOOTCORE_E2E_OP_TOKEN"
+
+// lab is a copy of the lab tree pointed at test-bed clusters and a Git server.
+type lab struct {
+	repo   string
+	git    *testbed.GitServer
+	canary string
+	env    []string
+}
+
+// newLab copies integration/testdata/lab, points each spec cluster at its test-bed cluster
+// (endpoint) and the Flux sources at the Git server, adds the agent section (a bootstrap
+// Secret from an environment variable and a SOPS file), runs bootcore gen and pushes the tree.
+func newLab(t *testing.T, clusters map[string]*testbed.Cluster) *lab {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{repo: filepath.Join(t.TempDir(), "lab"), git: testbed.GitServerT(t)}
+	if err := copyDir(filepath.Join(root, "integration", "testdata", "lab"), l.repo); err != nil {
+		t.Fatal(err)
+	}
+	url := l.git.RepoURL("lab")
+	err = filepath.WalkDir(l.repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte(gitPlaceholder)) {
+			return os.WriteFile(p, bytes.ReplaceAll(data, []byte(gitPlaceholder), []byte(url)), 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// No registry here: the flux-operator must build Flux from the manifests it carries, which
+	// it does when the FluxInstance has no distribution.artifact. The lab chart defaults to the
+	// upstream OCI artifact, so unless the lab's HelmRelease empties it, the test does.
+	hrPath := filepath.Join(l.repo, "kubernetes", "infrastructure", "gitops", "flux-instance", "helmrelease.yaml")
+	hr, err := os.ReadFile(hrPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(hr, []byte("artifact:")) {
+		re := regexp.MustCompile(`(?m)^(\s+)distribution:\n`)
+		if !re.Match(hr) {
+			t.Fatalf("%s: no instance.distribution to set artifact in", hrPath)
+		}
+		hr = re.ReplaceAll(hr, []byte("${1}distribution:\n${1}  artifact: \"\"\n"))
+		if err := os.WriteFile(hrPath, hr, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	specPath := filepath.Join(l.repo, spec.DefaultPath)
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	for name, c := range clusters {
+		re := regexp.MustCompile(`(?s)(- name: ` + name + `\n.*?endpoint: )\S+`)
+		if !re.MatchString(text) {
+			t.Fatalf("lab spec: no endpoint for cluster %s", name)
+		}
+		text = re.ReplaceAllString(text, "${1}"+c.Server)
+	}
+	// The 1Password Connect credentials come from a SOPS file (age), the token from the
+	// environment. The SOPS fixture and its test-only age key are internal/agent/sopsage's.
+	sopsDir := filepath.Join(root, "internal", "agent", "sopsage", "testdata")
+	if err := copyFile(filepath.Join(sopsDir, "secret.sops.yaml"), filepath.Join(l.repo, "bootstrap", "secrets", "onepassword-connect.sops.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	text += `
+agent:
+  secrets:
+    - name: external-secrets/onepassword-connect
+      data:
+        token: {env: ` + canaryEnv + `}
+        1password-credentials.json: {file: bootstrap/secrets/onepassword-connect.sops.yaml, key: stringData.1password-credentials.json}
+  flux:
+    manifests: flux-manifests
+`
+	if err := os.WriteFile(specPath, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFluxManifests(filepath.Join(l.repo, "flux-manifests")); err != nil {
+		t.Fatal(err)
+	}
+
+	var names []string
+	for name := range clusters {
+		names = append(names, name)
+	}
+	out, err := gen.Run(context.Background(), gen.Options{Repo: l.repo, Clusters: names, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("bootcore gen: %v", err)
+	}
+	if _, err := out.Write(l.repo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.git.CreateRepo("lab", l.repo); err != nil {
+		t.Fatal(err)
+	}
+	l.canary = fmt.Sprintf("canary-%d-7c1e", time.Now().UnixNano())
+	l.env = []string{
+		canaryEnv + "=" + l.canary,
+		"SOPS_AGE_KEY_FILE=" + filepath.Join(sopsDir, "test.agekey"),
+		"SOPS_AGE_KEY=",
+		"HOME=" + t.TempDir(),
+	}
+	return l
+}
+
+// writeFluxManifests lays out Flux's install manifests (the ones the flux-operator image
+// carries for the newest Flux) as a kustomization: what `flux install --export` gives an
+// air-gapped site.
+func writeFluxManifests(dir string) error {
+	testbin, err := testbed.TestbinDir()
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(testbin, "flux-operator-data", "flux")
+	versions, err := os.ReadDir(base)
+	if err != nil {
+		return fmt.Errorf("Flux manifests: %w (run bash integration/tools/flux-operator/build.sh)", err)
+	}
+	sort.Slice(versions, func(i, j int) bool { return semverLess(versions[i].Name(), versions[j].Name()) })
+	src := filepath.Join(base, versions[len(versions)-1].Name())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := []string{"source-controller.yaml", "kustomize-controller.yaml", "helm-controller.yaml", "notification-controller.yaml", "rbac.yaml", "policies.yaml"}
+	for _, f := range files {
+		if err := copyFile(filepath.Join(src, f), filepath.Join(dir, f)); err != nil {
+			return err
+		}
+	}
+	ns := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n  labels:\n    app.kubernetes.io/instance: flux-system\n"
+	kust := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: flux-system\nresources:\n  - namespace.yaml\n"
+	for _, f := range files {
+		kust += "  - " + f + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "namespace.yaml"), []byte(ns), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644)
+}
+
+func semverLess(a, b string) bool {
+	var x, y [3]int
+	fmt.Sscanf(strings.TrimPrefix(a, "v"), "%d.%d.%d", &x[0], &x[1], &x[2])
+	fmt.Sscanf(strings.TrimPrefix(b, "v"), "%d.%d.%d", &y[0], &y[1], &y[2])
+	for i := range x {
+		if x[i] != y[i] {
+			return x[i] < y[i]
+		}
+	}
+	return false
+}
+
+// bootTalos boots the emulated control-plane nodes of cluster name from the lab's generated
+// patch (static patches first, as gen validates), concurrently as Talos nodes do.
+func bootTalos(t *testing.T, c *testbed.Cluster, l *lab, name string) {
+	t.Helper()
+	s, err := spec.Load(filepath.Join(l.repo, spec.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := s.Cluster(name)
+	var patches []string
+	for _, p := range sc.Patches {
+		patches = append(patches, filepath.Join(l.repo, p))
+	}
+	patches = append(patches, filepath.Join(l.repo, s.Output, name, "controlplane.yaml"))
+	cfg, err := talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{
+		ClusterName: name, Endpoint: c.Server, KubernetesVersion: sc.KubernetesVersion, TalosVersion: sc.TalosVersion,
+	}, patches...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := c.Nodes(context.Background(), testbed.LabelControlPlane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() {
+			_, errs[i] = (&talosemu.Node{Name: n.Name, Config: c.Config}).Boot(context.Background(), cfg, 3*time.Minute)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startFlux runs the Flux controllers and the flux-operator on c.
+func startFlux(t *testing.T, c *testbed.Cluster) {
+	t.Helper()
+	testbed.StartFluxT(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.StartFluxOperator(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bootedCluster is one test-bed cluster booted from the lab with Flux running, ready for the agent.
+func bootedCluster(t *testing.T, name string) (*testbed.Cluster, *lab) {
+	t.Helper()
+	start := time.Now()
+	c := testbed.StartT(t, testbed.Options{Name: name})
+	l := newLab(t, map[string]*testbed.Cluster{name: c})
+	bootTalos(t, c, l, name)
+	startFlux(t, c)
+	t.Logf("cluster %s booted with Flux running in %s", name, time.Since(start).Round(100*time.Millisecond))
+	return c, l
+}
+
+// bootWhileAgentRuns starts the agent first, as it runs right after talosctl bootstrap, then
+// boots the emulated Talos nodes (the agent waits for them and the CNI), then starts Flux's
+// controllers and the flux-operator (in a real cluster: pods of the Deployments the agent and
+// the operator install). It returns the agent's run.
+func bootWhileAgentRuns(t *testing.T, c *testbed.Cluster, l *lab, name string, extra ...string) agentRun {
+	t.Helper()
+	done := make(chan agentRun, 1)
+	waiting := make(chan struct{})
+	var once sync.Once
+	go func() {
+		done <- runAgentWatching(t, l, c.KubeconfigPath, name, func(e agent.Event) {
+			if e.Phase == agent.PhaseWaitControlPlane || e.Type == agent.EventResult {
+				once.Do(func() { close(waiting) })
+			}
+		}, extra...)
+	}()
+	// Boot once the agent waits for the control plane, so it sees the nodes NotReady.
+	<-waiting
+	bootTalos(t, c, l, name)
+	startFlux(t, c)
+	return <-done
+}
+
+// agentRun is one finished agent process.
+type agentRun struct {
+	code    int
+	events  []agent.Event
+	stdout  string
+	stderr  string
+	elapsed time.Duration
+}
+
+func (r agentRun) result() agent.Event {
+	for i := len(r.events) - 1; i >= 0; i-- {
+		if r.events[i].Type == agent.EventResult {
+			return r.events[i]
+		}
+	}
+	return agent.Event{}
+}
+
+// phasesRun lists the phases that started (not skipped) in this run.
+func (r agentRun) phasesRun() []string {
+	var out []string
+	for _, e := range r.events {
+		if e.Type == agent.EventStart {
+			out = append(out, e.Phase)
+		}
+	}
+	return out
+}
+
+// phasesSeen lists the phases that ran or were found done, in order.
+func (r agentRun) phasesSeen() []string {
+	var out []string
+	for _, e := range r.events {
+		if e.Type == agent.EventStart || e.Type == agent.EventSkip {
+			out = append(out, e.Phase)
+		}
+	}
+	return out
+}
+
+// agentCmd prepares `bootcore agent` for cluster name with JSON output and short test timings.
+func agentCmd(t *testing.T, l *lab, kubeconfig, name string, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := []string{"agent", "--cluster", name, "--repo", l.repo, "--kubeconfig", kubeconfig, "-o", "json",
+		"--bundle-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--lock-ttl", "5s", "--poll-interval", "200ms",
+		"--install-flux-timeout", "5m", "--handover-timeout", "8m"}
+	cmd := exec.Command(bootcoreBin, append(args, extra...)...)
+	cmd.Env = append(os.Environ(), l.env...)
+	return cmd
+}
+
+func runAgent(t *testing.T, l *lab, kubeconfig, name string, extra ...string) agentRun {
+	t.Helper()
+	return runAgentWatching(t, l, kubeconfig, name, nil, extra...)
+}
+
+// runAgentWatching runs the agent and calls onEvent with each event as it is printed.
+func runAgentWatching(t *testing.T, l *lab, kubeconfig, name string, onEvent func(agent.Event), extra ...string) agentRun {
+	t.Helper()
+	cmd := agentCmd(t, l, kubeconfig, name, extra...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Errorf("bootcore agent: %v", err)
+		return agentRun{code: -1}
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		// Errorf, not Fatal: this also runs on goroutines other than the test's.
+		t.Errorf("bootcore agent: %v", err)
+		return agentRun{code: -1}
+	}
+	sc := bufio.NewScanner(pipe)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		stdout.Write(sc.Bytes())
+		stdout.WriteByte('\n')
+		var e agent.Event
+		if onEvent != nil && json.Unmarshal(sc.Bytes(), &e) == nil {
+			onEvent(e)
+		}
+	}
+	err = cmd.Wait()
+	r := agentRun{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Errorf("bootcore agent: %v", err)
+		r.code = -1
+	}
+	r.events = parseEvents(t, r.stdout)
+	t.Logf("bootcore agent %s: exit %d in %s; phases run %v", strings.Join(extra, " "), r.code, r.elapsed.Round(100*time.Millisecond), r.phasesRun())
+	return r
+}
+
+func parseEvents(t *testing.T, stdout string) []agent.Event {
+	t.Helper()
+	var out []agent.Event
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e agent.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Errorf("-o json printed a line that is not an event: %q", sc.Text())
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func dumpOnFailure(t *testing.T, r agentRun) {
+	t.Helper()
+	if t.Failed() {
+		t.Logf("agent stdout:\n%s\nagent stderr:\n%s", r.stdout, r.stderr)
+	}
+}
+
+var (
+	gvrConfigMap     = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	gvrFluxInstance  = schema.GroupVersionResource{Group: "fluxcd.controlplane.io", Version: "v1", Resource: "fluxinstances"}
+	gvrDeployment    = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	gvrDaemonSet     = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
+	gvrCRD           = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	gvrHelmRepo      = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "helmrepositories"}
+	managedObjectGVR = []schema.GroupVersionResource{
+		{Version: "v1", Resource: "namespaces"}, {Version: "v1", Resource: "serviceaccounts"}, {Version: "v1", Resource: "services"},
+		gvrConfigMap, gvrDeployment, gvrDaemonSet, gvrCRD, gvrFluxInstance,
+		testbed.GitRepositoryGVR, testbed.KustomizationGVR, testbed.HelmReleaseGVR,
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+	}
+)
+
+// condTrue reports whether the object's condition typ is True for its current generation.
+func condTrue(u *unstructured.Unstructured, typ string) (bool, string) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, raw := range conds {
+		c, _ := raw.(map[string]any)
+		if c["type"] != typ {
+			continue
+		}
+		msg := fmt.Sprintf("%v %v: %v", c["status"], c["reason"], c["message"])
+		if g, ok := c["observedGeneration"].(int64); ok && g != u.GetGeneration() {
+			return false, "stale: " + msg
+		}
+		return c["status"] == "True", msg
+	}
+	return false, "no " + typ + " condition"
+}
+
+// assertHandedOver checks every hand-over criterion independently of the agent.
+func assertHandedOver(t *testing.T, c *testbed.Cluster, l *lab, name string) {
+	t.Helper()
+	ctx := context.Background()
+	ks, err := c.Client.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker, err := c.Client.CoreV1().ConfigMaps(agent.MarkerNamespace).Get(ctx, agent.MarkerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("hand-over marker: %v", err)
+	}
+	if marker.Data["cluster"] != name || marker.Data["clusterUID"] != string(ks.UID) {
+		t.Errorf("marker names cluster %q UID %q, want %s %s", marker.Data["cluster"], marker.Data["clusterUID"], name, ks.UID)
+	}
+	for _, p := range agent.PhaseNames[1:] {
+		if marker.Data["phase."+p] == "" {
+			t.Errorf("marker has no time for phase %s: %v", p, marker.Data)
+		}
+	}
+
+	repo, err := c.Get(ctx, testbed.GitRepositoryGVR, "flux-system", "flux-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, msg := condTrue(repo, "Ready"); !ok {
+		t.Errorf("GitRepository flux-system not Ready: %s", msg)
+	}
+	rev, _, _ := unstructured.NestedString(repo.Object, "status", "artifact", "revision")
+	head, err := l.gitHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The revision's spelling depends on who last wrote the GitRepository's ref (branch:
+	// main from Git or the manifests sync; name: refs/heads/main from the FluxInstance), so
+	// compare commits.
+	if !strings.HasSuffix(rev, "sha1:"+head) || !strings.HasSuffix(marker.Data["gitRevision"], "sha1:"+head) {
+		t.Errorf("GitRepository revision %q, marker %q, branch head %s", rev, marker.Data["gitRevision"], head)
+	}
+	for _, gvr := range []schema.GroupVersionResource{testbed.KustomizationGVR, testbed.HelmReleaseGVR} {
+		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) < 3 {
+			t.Errorf("only %d %s", len(list.Items), gvr.Resource)
+		}
+		for i := range list.Items {
+			if ok, msg := condTrue(&list.Items[i], "Ready"); !ok {
+				t.Errorf("%s %s/%s not Ready: %s", gvr.Resource, list.Items[i].GetNamespace(), list.Items[i].GetName(), msg)
+			}
+		}
+	}
+	fi, err := c.Get(ctx, gvrFluxInstance, "flux-system", "flux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, msg := condTrue(fi, "Ready"); !ok {
+		t.Errorf("FluxInstance flux not Ready: %s", msg)
+	}
+	dns, err := c.Client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *dns.Spec.Replicas != 2 || dns.Status.AvailableReplicas != 2 {
+		t.Errorf("coredns: %d replicas, %d available; cluster-settings says 2", *dns.Spec.Replicas, dns.Status.AvailableReplicas)
+	}
+	for _, d := range []string{"cert-manager/cert-manager", "cert-manager/cert-manager-webhook", "external-secrets/external-secrets", "flux-system/flux-operator"} {
+		ns, n, _ := strings.Cut(d, "/")
+		if err := c.WaitDeploymentRolledOut(ctx, ns, n, time.Second); err != nil {
+			t.Errorf("Deployment %s: %v", d, err)
+		}
+	}
+	sec, err := c.Client.CoreV1().Secrets("external-secrets").Get(ctx, "onepassword-connect", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data["token"]) != l.canary || string(sec.Data["1password-credentials.json"]) != `{"verifier":{"salt":"abc"}}` {
+		t.Errorf("Secret onepassword-connect has keys %v with other values than the inputs", keys(sec.Data))
+	}
+
+	// Talos no longer owns anything bootcore booted: out of its inventory, no annotation.
+	inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Data) != 0 {
+		t.Errorf("Talos inventory still lists %v", keys(inv.Data))
+	}
+	for _, gvr := range []schema.GroupVersionResource{gvrCRD, gvrDaemonSet, gvrDeployment, gvrConfigMap} {
+		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range list.Items {
+			if o.GetAnnotations()[talosemu.InventoryAnnotation] != "" {
+				t.Errorf("%s %s/%s still carries %s", gvr.Resource, o.GetNamespace(), o.GetName(), talosemu.InventoryAnnotation)
+			}
+		}
+	}
+
+	// Cilium belongs to helm-controller: its release is deployed, its objects carry the
+	// release's metadata, and its HelmRelease never reported an ownership error.
+	hr, err := c.Get(ctx, testbed.HelmReleaseGVR, "kube-system", "cilium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, msg := condTrue(hr, "Ready"); !ok {
+		t.Errorf("HelmRelease cilium: %s", msg)
+	}
+	rels, err := c.Client.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=cilium,status=deployed"})
+	if err != nil || len(rels.Items) != 1 {
+		t.Errorf("deployed Helm release kube-system/cilium: %d (%v)", len(rels.Items), err)
+	}
+	ds, err := c.Client.AppsV1().DaemonSets("kube-system").Get(ctx, "cilium", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Annotations["meta.helm.sh/release-name"] != "cilium" || ds.Labels["helm.toolkit.fluxcd.io/name"] != "cilium" {
+		t.Errorf("DaemonSet cilium: annotations %v labels %v", ds.Annotations, ds.Labels)
+	}
+	events, err := c.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if strings.Contains(e.Message, "invalid ownership metadata") || strings.Contains(e.Message, "cannot be imported into the current release") {
+			t.Errorf("ownership error: %s %s/%s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Message)
+		}
+	}
+}
+
+func (l *lab) gitHead() (string, error) {
+	out, err := exec.Command("git", "-C", l.git.Worktree("lab"), "rev-parse", "HEAD").Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// objectSet lists the objects of the kinds the hand-over produces, by kind, namespace and
+// name, plus each Helm release's name and status (release Secrets are numbered by revision,
+// which differs with the path taken). Events, pods, leases and the like are not compared.
+func objectSet(t *testing.T, c *testbed.Cluster) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	for _, gvr := range managedObjectGVR {
+		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range list.Items {
+			// Test-bed and kube-controller-manager objects are not the hand-over's.
+			if strings.HasPrefix(o.GetName(), "system:") || strings.HasPrefix(o.GetName(), "kube-root-ca") || o.GetName() == "bootcore-readonly" {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s %s/%s", gvr.Resource, o.GetNamespace(), o.GetName()))
+		}
+	}
+	secrets, err := c.Client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		if s.Type == "helm.sh/release.v1" {
+			if s.Labels["status"] == "deployed" {
+				out = append(out, fmt.Sprintf("helm-release %s/%s deployed", s.Namespace, s.Labels["name"]))
+			}
+			continue
+		}
+		out = append(out, fmt.Sprintf("secrets %s/%s", s.Namespace, s.Name))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// versions maps each agent-managed object to its resourceVersion, to prove a run wrote nothing.
+func agentObjectVersions(t *testing.T, c *testbed.Cluster) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	add := func(what string, rv string, err error) {
+		switch {
+		case apierrors.IsNotFound(err):
+			out[what] = "absent"
+		case err != nil:
+			t.Fatal(err)
+		default:
+			out[what] = rv
+		}
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps(agent.MarkerNamespace).Get(ctx, agent.MarkerName, metav1.GetOptions{})
+	add("marker", cm.ResourceVersion, err)
+	inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
+	add("inventory", inv.ResourceVersion, err)
+	lease, err := c.Client.CoordinationV1().Leases(agent.LockNamespace).Get(ctx, agent.LockName, metav1.GetOptions{})
+	add("lease", lease.ResourceVersion, err)
+	for _, ns := range []string{"flux-system", "external-secrets", "cert-manager"} {
+		n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		add("namespace "+ns, n.ResourceVersion, err)
+	}
+	secrets, err := c.Client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		if s.Type == "helm.sh/release.v1" || s.Labels["app.kubernetes.io/managed-by"] == "bootcore" {
+			out["secret "+s.Namespace+"/"+s.Name] = s.ResourceVersion
+		}
+	}
+	for _, gvr := range []schema.GroupVersionResource{gvrCRD, gvrDaemonSet} {
+		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range list.Items {
+			out[gvr.Resource+" "+o.GetNamespace()+"/"+o.GetName()] = o.GetResourceVersion()
+		}
+	}
+	return out
+}
+
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		return copyFile(p, filepath.Join(dst, rel))
+	})
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o644)
+}
