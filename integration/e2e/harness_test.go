@@ -9,11 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -25,11 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/bootcore-dev/bootcore/integration/labenv"
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
-	"github.com/bootcore-dev/bootcore/internal/gen"
-	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
 var bootcoreBin string
@@ -77,213 +74,38 @@ func repoRoot() (string, error) {
 }
 
 // The Git URL placeholder the lab tree uses (see its gotk-sync.yaml and cluster-settings).
-const gitPlaceholder = "http://127.0.0.1:0/lab.git"
-
-// canaryEnv holds the onepassword-connect token the tests hand to the agent: it must appear in
-// the cluster's Secret and nowhere in the agent's output or support bundle.
-const canaryEnv = "BOOTCORE_E2E_OP_TOKEN"
-
-// lab is a copy of the lab tree pointed at test-bed clusters and a Git server.
+// lab is a copy of the lab tree pointed at test-bed clusters and a Git server (labenv).
 type lab struct {
+	*labenv.Lab
 	repo   string
 	git    *testbed.GitServer
 	canary string
 	env    []string
 }
 
-// newLab copies integration/testdata/lab, points each spec cluster at its test-bed cluster
-// (endpoint) and the Flux sources at the Git server, adds the agent section (a bootstrap
-// Secret from an environment variable and a SOPS file), runs bootcore gen and pushes the tree.
+// newLab prepares the lab tree for clusters with labenv (endpoints, Git URL, agent section
+// with a canary token, bootcore gen, pushed to the Git server).
 func newLab(t *testing.T, clusters map[string]*testbed.Cluster) *lab {
 	t.Helper()
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{repo: filepath.Join(t.TempDir(), "lab"), git: testbed.GitServerT(t)}
-	if err := copyDir(filepath.Join(root, "integration", "testdata", "lab"), l.repo); err != nil {
-		t.Fatal(err)
-	}
-	url := l.git.RepoURL("lab")
-	err = filepath.WalkDir(l.repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(data, []byte(gitPlaceholder)) {
-			return os.WriteFile(p, bytes.ReplaceAll(data, []byte(gitPlaceholder), []byte(url)), 0o644)
-		}
-		return nil
-	})
+	git := testbed.GitServerT(t)
+	canary := fmt.Sprintf("canary-%d-7c1e", time.Now().UnixNano())
+	l, err := labenv.Prepare(context.Background(), root, filepath.Join(t.TempDir(), "lab"), git, clusters, canary)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// No registry here: the flux-operator must build Flux from the manifests it carries, which
-	// it does when the FluxInstance has no distribution.artifact. The lab chart defaults to the
-	// upstream OCI artifact, so unless the lab's HelmRelease empties it, the test does.
-	hrPath := filepath.Join(l.repo, "kubernetes", "infrastructure", "gitops", "flux-instance", "helmrelease.yaml")
-	hr, err := os.ReadFile(hrPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(hr, []byte("artifact:")) {
-		re := regexp.MustCompile(`(?m)^(\s+)distribution:\n`)
-		if !re.Match(hr) {
-			t.Fatalf("%s: no instance.distribution to set artifact in", hrPath)
-		}
-		hr = re.ReplaceAll(hr, []byte("${1}distribution:\n${1}  artifact: \"\"\n"))
-		if err := os.WriteFile(hrPath, hr, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	specPath := filepath.Join(l.repo, spec.DefaultPath)
-	data, err := os.ReadFile(specPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(data)
-	for name, c := range clusters {
-		re := regexp.MustCompile(`(?s)(- name: ` + name + `\n.*?endpoint: )\S+`)
-		if !re.MatchString(text) {
-			t.Fatalf("lab spec: no endpoint for cluster %s", name)
-		}
-		text = re.ReplaceAllString(text, "${1}"+c.Server)
-	}
-	// The 1Password Connect credentials come from a SOPS file (age), the token from the
-	// environment. The SOPS fixture and its test-only age key are internal/agent/sopsage's.
-	sopsDir := filepath.Join(root, "internal", "agent", "sopsage", "testdata")
-	if err := copyFile(filepath.Join(sopsDir, "secret.sops.yaml"), filepath.Join(l.repo, "bootstrap", "secrets", "onepassword-connect.sops.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	text += `
-agent:
-  secrets:
-    - name: external-secrets/onepassword-connect
-      data:
-        token: {env: ` + canaryEnv + `}
-        1password-credentials.json: {file: bootstrap/secrets/onepassword-connect.sops.yaml, key: stringData.1password-credentials.json}
-  flux:
-    manifests: flux-manifests
-`
-	if err := os.WriteFile(specPath, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFluxManifests(filepath.Join(l.repo, "flux-manifests")); err != nil {
-		t.Fatal(err)
-	}
-
-	var names []string
-	for name := range clusters {
-		names = append(names, name)
-	}
-	out, err := gen.Run(context.Background(), gen.Options{Repo: l.repo, Clusters: names, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("bootcore gen: %v", err)
-	}
-	if _, err := out.Write(l.repo); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.git.CreateRepo("lab", l.repo); err != nil {
-		t.Fatal(err)
-	}
-	l.canary = fmt.Sprintf("canary-%d-7c1e", time.Now().UnixNano())
-	l.env = []string{
-		canaryEnv + "=" + l.canary,
-		"SOPS_AGE_KEY_FILE=" + filepath.Join(sopsDir, "test.agekey"),
-		"SOPS_AGE_KEY=",
-		"HOME=" + t.TempDir(),
-	}
-	return l
-}
-
-// writeFluxManifests lays out Flux's install manifests (the ones the flux-operator image
-// carries for the newest Flux) as a kustomization: what `flux install --export` gives an
-// air-gapped site.
-func writeFluxManifests(dir string) error {
-	testbin, err := testbed.TestbinDir()
-	if err != nil {
-		return err
-	}
-	base := filepath.Join(testbin, "flux-operator-data", "flux")
-	versions, err := os.ReadDir(base)
-	if err != nil {
-		return fmt.Errorf("Flux manifests: %w (run bash integration/tools/flux-operator/build.sh)", err)
-	}
-	sort.Slice(versions, func(i, j int) bool { return semverLess(versions[i].Name(), versions[j].Name()) })
-	src := filepath.Join(base, versions[len(versions)-1].Name())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	files := []string{"source-controller.yaml", "kustomize-controller.yaml", "helm-controller.yaml", "notification-controller.yaml", "rbac.yaml", "policies.yaml"}
-	for _, f := range files {
-		if err := copyFile(filepath.Join(src, f), filepath.Join(dir, f)); err != nil {
-			return err
-		}
-	}
-	ns := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n  labels:\n    app.kubernetes.io/instance: flux-system\n"
-	kust := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: flux-system\nresources:\n  - namespace.yaml\n"
-	for _, f := range files {
-		kust += "  - " + f + "\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "namespace.yaml"), []byte(ns), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644)
-}
-
-func semverLess(a, b string) bool {
-	var x, y [3]int
-	fmt.Sscanf(strings.TrimPrefix(a, "v"), "%d.%d.%d", &x[0], &x[1], &x[2])
-	fmt.Sscanf(strings.TrimPrefix(b, "v"), "%d.%d.%d", &y[0], &y[1], &y[2])
-	for i := range x {
-		if x[i] != y[i] {
-			return x[i] < y[i]
-		}
-	}
-	return false
+	return &lab{Lab: l, repo: l.Repo, git: git, canary: canary, env: append(l.Env, "HOME="+t.TempDir())}
 }
 
 // bootTalos boots the emulated control-plane nodes of cluster name from the lab's generated
-// patch (static patches first, as gen validates), concurrently as Talos nodes do.
+// patch, concurrently as Talos nodes do.
 func bootTalos(t *testing.T, c *testbed.Cluster, l *lab, name string) {
 	t.Helper()
-	s, err := spec.Load(filepath.Join(l.repo, spec.DefaultPath))
-	if err != nil {
+	if err := l.BootTalos(context.Background(), c, name, 3*time.Minute); err != nil {
 		t.Fatal(err)
-	}
-	sc, _ := s.Cluster(name)
-	var patches []string
-	for _, p := range sc.Patches {
-		patches = append(patches, filepath.Join(l.repo, p))
-	}
-	patches = append(patches, filepath.Join(l.repo, s.Output, name, "controlplane.yaml"))
-	cfg, err := talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{
-		ClusterName: name, Endpoint: c.Server, KubernetesVersion: sc.KubernetesVersion, TalosVersion: sc.TalosVersion,
-	}, patches...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := c.Nodes(context.Background(), testbed.LabelControlPlane)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(nodes))
-	for i, n := range nodes {
-		wg.Go(func() {
-			_, errs[i] = (&talosemu.Node{Name: n.Name, Config: c.Config}).Boot(context.Background(), cfg, 3*time.Minute)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -711,28 +533,4 @@ func agentObjectVersions(t *testing.T, c *testbed.Cluster) map[string]string {
 		}
 	}
 	return out
-}
-
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		return copyFile(p, filepath.Join(dst, rel))
-	})
-}
-
-func copyFile(src, dst string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(dst, data, 0o644)
 }
