@@ -64,3 +64,4 @@ lab-down:
 	@if [ -x $(LAB_BIN) ]; then $(LAB_BIN) down; else echo "lab: not running"; fi
 
 include integration/testbed.mk
+include bench.mk
