@@ -44,6 +44,10 @@ func main() {
 	state := fs.String("state", "integration/.run/lab", "directory for the lab's logs, pid and lock")
 	detach := fs.Bool("detach", false, "return when the lab is up; keep it running in the background")
 	_ = fs.Parse(os.Args[2:])
+	// Git and the clusters get this path from other working directories: make it absolute.
+	if abs, err := filepath.Abs(*state); err == nil {
+		*state = abs
+	}
 
 	var err error
 	switch {
