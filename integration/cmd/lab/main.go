@@ -158,6 +158,9 @@ func up(names []string, agentBin, state string, out io.Writer) error {
 		return err
 	}
 
+	if err := os.RemoveAll(filepath.Join(state, "git")); err != nil { // an earlier lab's repository
+		return err
+	}
 	git, err := testbed.StartGitServer(filepath.Join(state, "git"))
 	if err != nil {
 		return err
