@@ -17,10 +17,10 @@ import (
 
 func newAgentCmd() *cobra.Command {
 	var (
-		o          agent.Options
-		kubeconfig agent.Kubeconfig
-		output     string
-		timeouts   = map[string]*time.Duration{}
+		o        agent.Options
+		access   clusterAccess
+		output   string
+		timeouts = map[string]*time.Duration{}
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --cluster NAME",
@@ -74,7 +74,11 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 			for name, d := range timeouts {
 				o.Timeouts[name] = *d
 			}
-			o.Connector = kubeconfig
+			conn, err := access.connector()
+			if err != nil {
+				return &exitError{code: agent.ExitInvalid, msg: "bootcore agent: " + err.Error()}
+			}
+			o.Connector = conn
 			o.Version = version
 			o.Out = cmd.OutOrStdout()
 			silenceKlog()
@@ -92,8 +96,7 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 	f := cmd.Flags()
 	f.StringVar(&o.Cluster, "cluster", "", "cluster of bootstrap/bootcore.yaml to hand over (required)")
 	f.StringVar(&o.Repo, "repo", ".", "repository root holding bootstrap/bootcore.yaml and the Flux tree")
-	f.StringVar(&kubeconfig.Path, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
-	f.StringVar(&kubeconfig.Context, "context", "", "kubeconfig context (default the current context)")
+	access.register(f)
 	f.StringVar(&o.FluxInstall, "flux-install", agent.InstallHelm, "how to install Flux: helm (flux-operator + flux-instance charts) or manifests (air-gapped)")
 	f.StringVar(&o.Manifests, "manifests", "", "directory of Flux install manifests (kustomization) for --flux-install=manifests (default agent.flux.manifests)")
 	f.BoolVar(&o.Force, "force", false, "run every phase even if done, and go on (with a warning) when the wrong-cluster guard refuses")

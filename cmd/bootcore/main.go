@@ -18,6 +18,7 @@ func (e *exitError) Error() string { return e.msg }
 
 func main() {
 	err := newRootCmd().Execute()
+	global.stop()
 	if err == nil {
 		return
 	}

@@ -15,6 +15,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	global.register(root)
 	root.AddCommand(newGenCmd(), newCheckCmd(), newVersionCmd())
 	root.AddCommand(newAgentCmd())
 	return root
