@@ -29,6 +29,9 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 			if err != nil {
 				return err
 			}
+			if global.verbose {
+				printCheckSummary(cmd, r)
+			}
 			if output == "json" {
 				if err := r.PrintJSON(cmd.OutOrStdout()); err != nil {
 					return err
@@ -47,4 +50,30 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&cacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
 	return cmd
+}
+
+// printCheckSummary lists every check that ran with its outcome (-v), so a green run shows what
+// it covered and not only what failed.
+func printCheckSummary(cmd *cobra.Command, r *check.Report) {
+	for _, name := range r.Checks {
+		errs, skipped := 0, 0
+		for _, f := range r.Findings {
+			if f.Check != name {
+				continue
+			}
+			if f.Severity == check.Error {
+				errs++
+			} else {
+				skipped++
+			}
+		}
+		outcome := "ok"
+		switch {
+		case errs > 0:
+			outcome = fmt.Sprintf("%d errors", errs)
+		case skipped > 0:
+			outcome = "skipped"
+		}
+		verbosef(cmd, "check %-12s %s", name, outcome)
+	}
 }

@@ -25,6 +25,7 @@ Exit codes: 0 ok; 1 --check found stale output (a diff is printed); 2 error (not
   bootcore gen --check`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Log = func(format string, args ...any) { verbosef(cmd, format, args...) }
 			out, err := gen.Run(cmd.Context(), o)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,16 +20,24 @@ func (e *exitError) Error() string { return e.msg }
 func main() {
 	err := newRootCmd().Execute()
 	global.stop()
-	if err == nil {
-		return
+	code, msg := exitStatus(err)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
 	}
+	os.Exit(code)
+}
+
+// exitStatus maps a command's error to the exit code and the one message printed for it.
+func exitStatus(err error) (int, string) {
 	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, ee.msg)
-		}
-		os.Exit(ee.code)
+	switch {
+	case err == nil:
+		return 0, ""
+	case errors.As(err, &ee):
+		return ee.code, ee.msg
+	case errors.Is(err, context.DeadlineExceeded) && global.timeout > 0:
+		return 2, fmt.Sprintf("Error: gave up after --timeout %s: %v", global.timeout, err)
+	default:
+		return 2, "Error: " + err.Error()
 	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
-	os.Exit(2)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,14 +19,10 @@ func execute(t *testing.T, args ...string) (string, string, int) {
 	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
-	code := 0
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case err != nil:
-		code = 2
-		errOut.WriteString(err.Error())
+	global.stop()
+	code, msg := exitStatus(err)
+	if msg != "" {
+		errOut.WriteString(msg + "\n")
 	}
 	return out.String(), errOut.String(), code
 }
@@ -101,5 +96,44 @@ func TestCompletion(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "bootcore") {
 			t.Errorf("completion %s: exit %d", shell, code)
 		}
+	}
+}
+
+// The global flags mean the same on every command: -v adds detail on stderr, --timeout bounds
+// the whole command and says so when it gives up.
+func TestGlobalFlags(t *testing.T) {
+	cache := t.TempDir()
+	out, errOut, code := execute(t, "gen", "--repo", lab, "--check", "--cache-dir", cache, "-v")
+	if code != 0 {
+		t.Fatalf("gen --check -v: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"cluster infra: rendered in", "cluster apps: rendered in", "HelmRelease kube-system/cilium", "sha256:"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("gen -v stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(out, "rendered in") {
+		t.Error("gen -v printed detail on stdout; it belongs on stderr")
+	}
+	_, quiet, _ := execute(t, "gen", "--repo", lab, "--check", "--cache-dir", cache)
+	if strings.Contains(quiet, "rendered in") {
+		t.Errorf("gen without -v printed detail:\n%s", quiet)
+	}
+
+	_, errOut, code = execute(t, "check", "--repo", lab, "--cache-dir", cache, "-v")
+	if code != 0 || !strings.Contains(errOut, "check dependsOn") || !strings.Contains(errOut, "check gen") {
+		t.Errorf("check -v: exit %d, stderr:\n%s", code, errOut)
+	}
+
+	dir := t.TempDir()
+	_, errOut, code = execute(t, "gen", "--repo", lab, "--out", dir, "--cache-dir", t.TempDir(), "--timeout", "1ms")
+	if code != 2 || !strings.Contains(errOut, "gave up after --timeout 1ms") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("gen --timeout 1ms: exit %d, stderr %q; want exit 2 and one line naming --timeout", code, errOut)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("gen that timed out wrote %d entries", len(entries))
+	}
+	if _, errOut, code = execute(t, "gen", "--repo", lab, "--timeout", "-1s"); code != 2 || !strings.Contains(errOut, "--timeout") {
+		t.Errorf("negative --timeout: exit %d, %q", code, errOut)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -35,6 +36,8 @@ type Options struct {
 	Out                  string   // output directory; empty: the spec's output, relative to Repo
 	StripCRDDescriptions bool
 	CacheDir             string // chart cache; empty: the user cache dir
+	// Log, when set, receives detail lines (bootcore gen -v): charts fetched, clusters rendered.
+	Log func(format string, args ...any)
 }
 
 // Output is everything gen would write, keyed by path relative to Repo.
@@ -95,14 +98,20 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 		fetcher.Mirrors = append(fetcher.Mirrors, chartsource.Mirror{Upstream: m.Upstream, Mirror: m.Mirror})
 	}
 
-	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: o.StripCRDDescriptions, used: map[string]chartsource.LockEntry{}}
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: o.StripCRDDescriptions, used: map[string]chartsource.LockEntry{}, logf: logf}
 	result := &Output{Files: map[string][]byte{}}
 	for _, n := range names {
 		c, _ := s.Cluster(n)
+		start := time.Now()
 		files, report, err := g.cluster(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", n, err)
 		}
+		logf("cluster %s: rendered in %s (Talos %s, Kubernetes %s)", n, time.Since(start).Round(time.Millisecond), c.TalosVersion, c.KubernetesVersion)
 		for name, data := range files {
 			result.Files[relJoin(out, c.Name, name)] = data
 		}
@@ -141,6 +150,7 @@ type generator struct {
 	fetcher *chartsource.Fetcher
 	strip   bool
 	used    map[string]chartsource.LockEntry
+	logf    func(format string, args ...any)
 }
 
 func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
@@ -252,6 +262,11 @@ func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Char
 	if err != nil {
 		return nil, err
 	}
+	from := r.Chart.Kind
+	if r.Chart.URL != "" {
+		from += " " + r.Chart.URL
+	}
+	g.logf("%s: chart %s from %s (%s)", r.Origin(), strings.TrimSpace(r.Chart.Chart+" "+r.Chart.Version), from, res.Digest)
 	for _, e := range res.Lock {
 		g.used[e.Source+" "+e.Chart+" "+e.Version] = e
 	}
