@@ -17,10 +17,12 @@ import (
 
 func newAgentCmd() *cobra.Command {
 	var (
-		o        agent.Options
-		access   clusterAccess
-		output   string
-		timeouts = map[string]*time.Duration{}
+		o      agent.Options
+		access clusterAccess
+		output string
+		// writeKubeconfig receives the kubeconfig fetched from the Talos API.
+		writeKubeconfig string
+		timeouts        = map[string]*time.Duration{}
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --cluster NAME",
@@ -39,14 +41,21 @@ stops with a precise reason and a support bundle. Its phases, in order:
                       from a local directory plus the GitRepository/Kustomization sync
   handover            GitRepository flux-system at the branch head, every Kustomization and
                       HelmRelease of the cluster Ready, the core workloads rolled out
-  release-talos       remove the handed-over objects from Talos's manifest inventory, then print
-                      the talosctl command that drops bootcore's inline manifests
+  release-talos       remove the handed-over objects from Talos's manifest inventory, then drop
+                      bootcore's inline manifests from each control-plane node's machine config
+                      through the Talos API (post-handover patch, no reboot, one node at a
+                      time), or, without a talosconfig, print the talosctl command that does it
   record              write ConfigMap flux-system/bootcore-handover
 
 Each phase first checks, without writing, whether its outcome is in place, so a run killed
 anywhere is finished by the next one, and a run on a handed-over cluster writes nothing.
 A Lease (kube-system/bootcore-agent) keeps two agents from running at once.
 Secret values are never printed; the support bundle holds Secret names and keys only.
+
+Reaching the cluster: --kubeconfig (or $KUBECONFIG, ~/.kube/config); or --talosconfig (or
+$TALOSCONFIG) with --nodes, which fetches the admin kubeconfig from the Talos API as talosctl
+kubeconfig does and keeps it in memory (--write-kubeconfig also saves it, mode 0600). With both,
+the kubeconfig is used for Kubernetes and the Talos API for the machine configs.
 
 The API server must be the cluster's endpoint in the spec; reaching it any other way (a node
 address, a tunnel) needs --force, which also re-runs every phase.
@@ -56,6 +65,7 @@ written); 2 invalid spec, flags or inputs (nothing written); 3 not the named clu
 written); 4 another agent held the lock for --lock-wait (nothing written).`,
 		Example: `  bootcore agent --cluster infra
   bootcore agent --cluster infra --kubeconfig ./infra.kubeconfig -o json
+  bootcore agent --cluster infra --talosconfig ./talosconfig --nodes 10.0.0.2,10.0.0.3,10.0.0.4
   bootcore agent --cluster apps --flux-install=manifests --manifests ./flux-manifests
   bootcore agent --cluster infra --dry-run`,
 		Args: cobra.NoArgs,
@@ -74,11 +84,15 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 			for name, d := range timeouts {
 				o.Timeouts[name] = *d
 			}
-			conn, err := access.connector()
+			conn, talos, err := access.open(writeKubeconfig)
 			if err != nil {
 				return &exitError{code: agent.ExitInvalid, msg: "bootcore agent: " + err.Error()}
 			}
 			o.Connector = conn
+			if talos != nil {
+				defer talos.Close()
+				o.Talos = talos
+			}
 			o.Version = version
 			o.Out = cmd.OutOrStdout()
 			silenceKlog()
@@ -97,6 +111,7 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 	f.StringVar(&o.Cluster, "cluster", "", "cluster of bootstrap/bootcore.yaml to hand over (required)")
 	f.StringVar(&o.Repo, "repo", ".", "repository root holding bootstrap/bootcore.yaml and the Flux tree")
 	access.register(f)
+	f.StringVar(&writeKubeconfig, "write-kubeconfig", "", "also write the kubeconfig fetched from the Talos API to this file (mode 0600); by default it stays in memory")
 	f.StringVar(&o.FluxInstall, "flux-install", agent.InstallHelm, "how to install Flux: helm (flux-operator + flux-instance charts) or manifests (air-gapped)")
 	f.StringVar(&o.Manifests, "manifests", "", "directory of Flux install manifests (kustomization) for --flux-install=manifests (default agent.flux.manifests)")
 	f.BoolVar(&o.Force, "force", false, "run every phase even if done, and go on (with a warning) when the wrong-cluster guard refuses")

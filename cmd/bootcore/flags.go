@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/bootcore-dev/bootcore/internal/agent"
+	"github.com/bootcore-dev/bootcore/internal/talosapi"
 )
 
 // Flags shared by several commands keep one name and one meaning everywhere, as in talosctl,
@@ -75,10 +77,39 @@ func (a *clusterAccess) register(f *pflag.FlagSet) {
 	f.StringSliceVarP(&a.endpoints, "endpoints", "e", nil, "Talos API endpoints (default the talosconfig context's endpoints)")
 }
 
-// connector picks the way in. Only the kubeconfig path exists so far.
+// connector picks the way in. The Talos API is used when --talosconfig, --talos-context,
+// --nodes or --endpoints is given, or $TALOSCONFIG is set; then the kubeconfig comes from the
+// Talos API (as talosctl kubeconfig, kept in memory) unless --kubeconfig or $KUBECONFIG names
+// one.
 func (a *clusterAccess) connector() (agent.Connector, error) {
-	if a.talosconfig != "" || len(a.nodes) > 0 || len(a.endpoints) > 0 || a.talosContext != "" {
-		return nil, fmt.Errorf("--talosconfig, --talos-context, --nodes and --endpoints: the Talos API path is not available yet")
+	conn, _, err := a.open("")
+	return conn, err
+}
+
+// open is connector that also returns the Talos API client (nil without the Talos API) and
+// writes the fetched kubeconfig to writeKubeconfig (--write-kubeconfig) when set.
+func (a *clusterAccess) open(writeKubeconfig string) (conn agent.Connector, talos *talosapi.Client, err error) {
+	kube := agent.Kubeconfig{Path: a.kubeconfig, Context: a.kubeContext}
+	envTalos := os.Getenv("TALOSCONFIG") != ""
+	if a.talosconfig == "" && a.talosContext == "" && len(a.nodes) == 0 && len(a.endpoints) == 0 && !envTalos {
+		if writeKubeconfig != "" {
+			return nil, nil, fmt.Errorf("--write-kubeconfig: only with the Talos API (--talosconfig), which hands out the kubeconfig")
+		}
+		return kube, nil, nil
 	}
-	return agent.Kubeconfig{Path: a.kubeconfig, Context: a.kubeContext}, nil
+	talos, err = talosapi.New(talosapi.Options{Talosconfig: a.talosconfig, Context: a.talosContext, Nodes: a.nodes, Endpoints: a.endpoints})
+	if err != nil {
+		return nil, nil, err
+	}
+	envKube := os.Getenv("KUBECONFIG") != ""
+	if a.kubeconfig != "" || envKube {
+		if writeKubeconfig != "" {
+			return nil, nil, fmt.Errorf("--write-kubeconfig: the kubeconfig comes from --kubeconfig or $KUBECONFIG, not from the Talos API")
+		}
+		return kube, talos, nil
+	}
+	if a.kubeContext != "" {
+		return nil, nil, fmt.Errorf("--context: selects a kubeconfig context, but the kubeconfig comes from the Talos API (use --talos-context for the talosconfig's)")
+	}
+	return &talosapi.Connector{Client: talos, WriteKubeconfig: writeKubeconfig}, talos, nil
 }

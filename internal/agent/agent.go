@@ -57,8 +57,8 @@ const (
 // PhaseNames lists the phases in order (for per-phase timeout flags).
 var PhaseNames = []string{PhaseConnect, PhaseWaitControlPlane, PhaseWaitCNI, PhasePrerequisites, PhaseInstallFlux, PhaseHandover, PhaseReleaseTalos, PhaseRecord}
 
-// Connector gives the agent the cluster's API. Kubeconfig is the one implemented; reaching
-// the API through the Talos API (talosconfig + nodes) is a later, separate connector.
+// Connector gives the agent the cluster's API: Kubeconfig, or the kubeconfig fetched from the
+// Talos API (internal/talosapi).
 type Connector interface {
 	Connect(ctx context.Context) (*rest.Config, error)
 	// Describe names the source for messages, e.g. "kubeconfig /home/me/.kube/config".
@@ -106,6 +106,9 @@ type Options struct {
 	Repo      string // repository root (holds bootstrap/bootcore.yaml)
 	Cluster   string
 	Connector Connector
+	// Talos, when set, is the Talos API of the control-plane nodes: release-talos applies the
+	// post-handover patch through it instead of printing the talosctl command.
+	Talos TalosAPI
 	// FluxInstall is InstallHelm (default) or InstallManifests.
 	FluxInstall string
 	// Manifests overrides agent.flux.manifests for InstallManifests.

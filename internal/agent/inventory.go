@@ -164,7 +164,13 @@ func (p *releaseTalosPhase) Done(ctx context.Context) (bool, string, error) {
 	if len(still) > 0 {
 		return false, describe(still[0]) + " carries " + TalosInventoryAnn, nil
 	}
-	p.s.talosCmd = p.command(ctx)
+	if p.s.opts.Talos != nil {
+		if done, why, err := p.talosDone(ctx); err != nil || !done {
+			return done, why, err
+		}
+	} else {
+		p.s.talosCmd = p.command(ctx)
+	}
 	if !ok {
 		return true, "no Talos inventory (Talos <= 1.12 keeps none)", nil
 	}
@@ -204,6 +210,9 @@ func (p *releaseTalosPhase) Run(ctx context.Context) error {
 	if len(still) > 0 {
 		s.rep.Emit(Event{Type: EventChange, Phase: PhaseReleaseTalos, Message: fmt.Sprintf("%s annotation %s from %d objects", verb, TalosInventoryAnn, len(still))})
 	}
+	if s.opts.Talos != nil {
+		return p.releaseNodes(ctx)
+	}
 	s.talosCmd = p.command(ctx)
 	return nil
 }
@@ -212,20 +221,7 @@ func (p *releaseTalosPhase) Run(ctx context.Context) error {
 // config, so Talos never re-applies what Flux now owns.
 func (p *releaseTalosPhase) command(ctx context.Context) string {
 	s := p.s
-	var nodes []string
-	if list, err := s.k.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: ControlPlaneLabel}); err == nil {
-		for _, n := range list.Items {
-			addr := n.Name
-			for _, a := range n.Status.Addresses {
-				if a.Type == corev1.NodeInternalIP {
-					addr = a.Address
-					break
-				}
-			}
-			nodes = append(nodes, addr)
-		}
-	}
-	sort.Strings(nodes)
+	nodes, _ := controlPlaneAddresses(ctx, s.k.client)
 	rel, err := filepath.Rel(s.opts.Repo, filepath.Join(s.outDir(), "post-handover.yaml"))
 	if err != nil || strings.HasPrefix(rel, "..") {
 		rel = filepath.Join(s.outDir(), "post-handover.yaml")
@@ -244,4 +240,26 @@ func versionBefore(v string, major, minor int) bool {
 		return false
 	}
 	return ma < major || (ma == major && mi < minor)
+}
+
+// controlPlaneAddresses lists the control-plane nodes' InternalIP addresses (the node name
+// when it has none), sorted: where their Talos API answers.
+func controlPlaneAddresses(ctx context.Context, c kubernetes.Interface) ([]string, error) {
+	list, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: ControlPlaneLabel})
+	if err != nil {
+		return nil, err
+	}
+	var nodes []string
+	for _, n := range list.Items {
+		addr := n.Name
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				addr = a.Address
+				break
+			}
+		}
+		nodes = append(nodes, addr)
+	}
+	sort.Strings(nodes)
+	return nodes, nil
 }
