@@ -2,9 +2,6 @@ package fluxtree
 
 import (
 	"bytes"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,51 +32,30 @@ type fileIndex struct {
 	walked []string
 }
 
-func indexFiles(root string) (*fileIndex, error) {
-	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+// add indexes the documents of one YAML file (path relative to the repository root).
+func (idx *fileIndex) add(rel string, data []byte) {
+	line := 1
+	for i, doc := range bytes.Split(data, []byte("\n---")) {
+		if i > 0 {
+			line++ // the separator's own line
 		}
-		if d.IsDir() {
-			if p != root && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
+		docLine := line
+		line += bytes.Count(doc, []byte("\n"))
+		var meta struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
 		}
-		if ext := filepath.Ext(p); ext != ".yaml" && ext != ".yml" {
-			return nil
+		if yaml.Unmarshal(doc, &meta) != nil || meta.Kind == "" {
+			continue // templates and non-Kubernetes YAML are not indexed
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
+		key := meta.Kind + "/" + meta.Metadata.Name
+		idx.where[key] = append(idx.where[key], rel)
+		if _, seen := idx.lines[rel+"|"+key]; !seen {
+			idx.lines[rel+"|"+key] = docLine + leadingLines(doc, i > 0)
 		}
-		rel, _ := filepath.Rel(root, p)
-		line := 1
-		for i, doc := range bytes.Split(data, []byte("\n---")) {
-			if i > 0 {
-				line++ // the separator's own line
-			}
-			docLine := line
-			line += bytes.Count(doc, []byte("\n"))
-			var meta struct {
-				Kind     string `json:"kind"`
-				Metadata struct {
-					Name string `json:"name"`
-				} `json:"metadata"`
-			}
-			if yaml.Unmarshal(doc, &meta) != nil || meta.Kind == "" {
-				continue // templates and non-Kubernetes YAML are not indexed
-			}
-			key := meta.Kind + "/" + meta.Metadata.Name
-			idx.where[key] = append(idx.where[key], rel)
-			if _, seen := idx.lines[rel+"|"+key]; !seen {
-				idx.lines[rel+"|"+key] = docLine + leadingLines(doc, i > 0)
-			}
-		}
-		return nil
-	})
-	return idx, err
+	}
 }
 
 func (f *fileIndex) locateKind(kind, name string) string {

@@ -7,8 +7,6 @@ package fluxtree
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Flux API groups the walk understands.
@@ -56,6 +55,7 @@ type Tree struct {
 
 	index map[Key]*Object
 	files *fileIndex
+	abs   string // absolute Root: the generator and the in-memory copy use it
 	// problems, when not nil, collects errors so the walk goes on (LoadAll).
 	problems *[]Problem
 }
@@ -95,20 +95,22 @@ func LoadAll(ctx context.Context, root, fluxSystem string) (*Tree, []Problem, er
 }
 
 func load(ctx context.Context, root, fluxSystem string, problems *[]Problem) (*Tree, error) {
-	work, err := copyTree(root)
+	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	work, files, err := snapshot(abs)
+	if err != nil {
+		return nil, err
+	}
 
 	t := &Tree{
 		Root:           root,
 		Kustomizations: map[string]*unstructured.Unstructured{},
 		index:          map[Key]*Object{},
+		files:          files,
 		problems:       problems,
-	}
-	if t.files, err = indexFiles(root); err != nil {
-		return nil, err
+		abs:            abs,
 	}
 
 	// The flux-system entry is applied by bootstrap with a plain kustomize build.
@@ -169,7 +171,7 @@ func (t *Tree) newKustomizations() []*unstructured.Unstructured {
 	return out
 }
 
-func (t *Tree) walk(ctx context.Context, work string, ks *unstructured.Unstructured) error {
+func (t *Tree) walk(ctx context.Context, work filesys.FileSystem, ks *unstructured.Unstructured) error {
 	id := ks.GetNamespace() + "/" + ks.GetName()
 	kind, _, _ := unstructured.NestedString(ks.Object, "spec", "sourceRef", "kind")
 	if kind != "" && kind != "GitRepository" {
@@ -180,26 +182,30 @@ func (t *Tree) walk(ctx context.Context, work string, ks *unstructured.Unstructu
 }
 
 // apply builds ks.spec.path the way kustomize-controller does and records the objects.
-func (t *Tree) apply(ctx context.Context, work string, ks *unstructured.Unstructured, what string) error {
+func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructured.Unstructured, what string) error {
 	rel, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
 	rel = strings.TrimPrefix(filepath.Clean("/"+rel), "/")
-	dir := filepath.Join(work, rel)
+	dir := filepath.Join(t.abs, rel)
 	t.files.walked = append(t.files.walked, rel)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if !work.IsDir(dir) {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s (%s): spec.path %q does not exist in the repository", what, t.files.locate(ks), rel))
 	}
-	gen := kustomize.NewGenerator(work, *ks)
-	action, err := gen.WriteFile(dir)
+	// Flux's generator computes the kustomization.yaml kustomize-controller would build
+	// (reading the repository, never writing it); it goes into the in-memory copy only.
+	manifest, kfile, _, err := kustomize.NewGenerator(t.abs, *ks).GenerateManifest(dir)
+	var restore func() error
+	if err == nil {
+		restore, err = replaceFile(work, kfile, manifest)
+	}
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: generating kustomization for %s: %w", what, rel, err))
 	}
-	resources, err := kustomize.SecureBuild(work, dir, false)
-	cleanErr := kustomize.CleanDirectory(dir, action)
+	resources, err := build(work, dir)
+	if rerr := restore(); rerr != nil {
+		return rerr
+	}
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: kustomize build %s: %w", what, rel, err))
-	}
-	if cleanErr != nil {
-		return cleanErr
 	}
 	lookup := &objectReader{tree: t}
 	for _, res := range resources.Resources() {
@@ -303,41 +309,6 @@ func (r *objectReader) Get(_ context.Context, key types.NamespacedName, obj clie
 		return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(kind) + "s"}, key.Name)
 	}
 	return fromUnstructured(o.Unstructured, obj)
-}
-
-// copyTree copies the repository (without .git) to a scratch directory, because Flux's
-// kustomization generator writes kustomization.yaml files into the directories it builds.
-func copyTree(root string) (string, error) {
-	work, err := os.MkdirTemp("", "bootcore-tree-")
-	if err != nil {
-		return "", err
-	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() {
-			// .git and tool caches (hidden directories) are not part of what Flux builds.
-			if p != root && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(work, rel), 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(work, rel), data, 0o644)
-	})
-	if err != nil {
-		os.RemoveAll(work)
-		return "", fmt.Errorf("reading repository %s: %w", root, err)
-	}
-	return work, nil
 }
 
 // SortedKeys is a helper for deterministic iteration.

@@ -1,0 +1,144 @@
+package fluxtree
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
+)
+
+// snapshot reads the repository into memory the way Flux's source artifact presents it:
+// no hidden directories (.git, tool caches), regular files only. The builds run on this
+// copy because Flux's kustomization generator writes kustomization.yaml files into the
+// directories it builds, and the user's working tree must never be written to. An
+// in-memory copy also cannot reach anything outside the repository, which is what Flux's
+// SecureBuild guarantees with its secure on-disk file system. The same walk indexes the
+// YAML files for messages (one read of the repository per walk).
+func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
+	mem := filesys.MakeFsInMemory()
+	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return mem.MkdirAll(p)
+		}
+		yamlFile := filepath.Ext(p) == ".yaml" || filepath.Ext(p) == ".yml"
+		if !d.Type().IsRegular() && !yamlFile {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			if err := mem.WriteFile(p, data); err != nil {
+				return err
+			}
+		}
+		if yamlFile {
+			rel, _ := filepath.Rel(root, p)
+			idx.add(rel, data)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading repository %s: %w", root, err)
+	}
+	return mem, idx, nil
+}
+
+// Flux's kustomize.Build resets kyaml's global OpenAPI schema and decodes the built-in
+// Kubernetes schema again before every build (~30 ms, most of a walk's time), so that a
+// kustomization's `openapi:` field cannot leak a schema into the next build. build keeps
+// that isolation but pays for it only when needed: the built-in schema is decoded once and
+// kept while builds leave it alone; after a build that may have changed it (a kustomization
+// file mentioning openapi, a schema version other than the built-in one, a panic or an
+// error) the next build starts from a fresh decode, as Flux's always does.
+var (
+	buildMu sync.Mutex // kustomize builds are not safe to run concurrently (kustomize#3659)
+	// schemaDirty says kyaml's global schema may not be the pristine built-in one.
+	schemaDirty   = true
+	builtinSchema = func() string { openapi.ResetOpenAPI(); return openapi.GetSchemaVersion() }()
+)
+
+// build is fluxcd/pkg/kustomize.Build (v1.35.6) with the schema reset described above:
+// the same krusty options (load restrictions none: files anywhere in the file system,
+// which here is the in-memory repository; only built-in plugins) and panic recovery.
+func build(fsys filesys.FileSystem, dir string) (res resmap.ResMap, err error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if schemaDirty || openapi.GetSchemaVersion() != builtinSchema {
+		openapi.ResetOpenAPI()
+		_ = openapi.Schema()
+	}
+	schemaDirty = true // until this build is known to have left the schema alone
+	watch := &openapiWatch{FileSystem: fsys}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("recovered from kustomize build panic: %v", r)
+		}
+		if err == nil && !watch.seen && openapi.GetSchemaVersion() == builtinSchema {
+			schemaDirty = false
+		}
+	}()
+	k := krusty.MakeKustomizer(&krusty.Options{
+		LoadRestrictions: kustypes.LoadRestrictionsNone,
+		PluginConfig:     kustypes.DisabledPluginConfig(),
+	})
+	return k.Run(watch, dir)
+}
+
+// openapiWatch notes when kustomize reads a kustomization file that mentions openapi (the
+// field that makes krusty change the global schema).
+type openapiWatch struct {
+	filesys.FileSystem
+	seen bool
+}
+
+var kustomizationFiles = konfig.RecognizedKustomizationFileNames()
+
+func (w *openapiWatch) ReadFile(path string) ([]byte, error) {
+	data, err := w.FileSystem.ReadFile(path)
+	if err == nil && !w.seen {
+		base := filepath.Base(path)
+		for _, name := range kustomizationFiles {
+			if base == name && bytes.Contains(bytes.ToLower(data), []byte("openapi")) {
+				w.seen = true
+			}
+		}
+	}
+	return data, err
+}
+
+// replaceFile writes data to path and returns the function that puts back what was there
+// (the repository's own kustomization file, or nothing), as Flux's CleanDirectory does on
+// disk: a later build of a parent directory must see the repository, not this generation.
+func replaceFile(fsys filesys.FileSystem, path string, data []byte) (func() error, error) {
+	restore := func() error { return fsys.RemoveAll(path) }
+	if fsys.Exists(path) {
+		orig, err := fsys.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		restore = func() error { return fsys.WriteFile(path, orig) }
+	}
+	if err := fsys.WriteFile(path, data); err != nil {
+		return nil, err
+	}
+	return restore, nil
+}

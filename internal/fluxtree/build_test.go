@@ -1,0 +1,102 @@
+package fluxtree
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
+)
+
+func listFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The walk builds on an in-memory copy: the repository is never written to (Flux's
+// generator creates kustomization.yaml files), and kustomize sees what Flux's artifact
+// holds: nothing outside the repository, no hidden directories.
+func TestLoadNeverWritesTheRepositoryAndStaysInside(t *testing.T) {
+	root := writeTree(t, baseTree(nil)) // clusters/c1 has no kustomization.yaml: generated
+	before := listFiles(t, root)
+	tree, err := Load(context.Background(), root, "clusters/c1/flux-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tree.Kustomizations["flux-system/apps"]; !ok {
+		t.Fatal("apps not reached")
+	}
+	if after := listFiles(t, root); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("repository changed by Load:\nbefore %v\nafter  %v", before, after)
+	}
+
+	outside := filepath.Join(filepath.Dir(root), filepath.Base(root)+"-outside.yaml")
+	if err := os.WriteFile(outside, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: outside, namespace: apps}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(outside) })
+	hidden := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hidden, namespace: apps}\n"
+	for name, ref := range map[string]string{"outside": "../../" + filepath.Base(outside), "hidden": ".cache/hidden.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			kust := strings.Replace(baseTree(nil)["apps/kustomization.yaml"], "release.yaml]", "release.yaml, "+ref+"]", 1)
+			root := writeTree(t, baseTree(map[string]string{"apps/kustomization.yaml": kust, "apps/.cache/hidden.yaml": hidden}))
+			_, err := Load(context.Background(), root, "clusters/c1/flux-system")
+			if err == nil || !strings.Contains(err.Error(), "kustomize build apps") {
+				t.Fatalf("Load = %v, want a kustomize build error for %s", err, ref)
+			}
+		})
+	}
+}
+
+// A kustomization's openapi field changes kyaml's global schema; the next build must start
+// from the built-in schema again, as with Flux's kustomize.Build.
+func TestBuildSchemaDoesNotLeak(t *testing.T) {
+	mem := filesys.MakeFsInMemory()
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+	for p, c := range map[string]string{
+		"/a/kustomization.yaml": "resources: [cm.yaml]\nopenapi: {path: schema.json}\n",
+		"/a/schema.json":        `{"definitions": {}}`,
+		"/a/cm.yaml":            cm,
+		"/b/kustomization.yaml": "resources: [cm.yaml]\n",
+		"/b/cm.yaml":            cm,
+	} {
+		if err := mem.WriteFile(p, []byte(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := build(mem, "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if schemaDirty {
+		t.Fatal("a build without openapi marked the schema dirty: every build would decode it again")
+	}
+	if _, err := build(mem, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if !schemaDirty || openapi.GetSchemaVersion() == builtinSchema {
+		t.Fatalf("after a custom schema: dirty=%v version=%q", schemaDirty, openapi.GetSchemaVersion())
+	}
+	if _, err := build(mem, "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if v := openapi.GetSchemaVersion(); v != builtinSchema {
+		t.Fatalf("schema of the next build = %q, want the built-in %q", v, builtinSchema)
+	}
+}
