@@ -73,6 +73,8 @@ func (c *checker) add(sev, check, cluster, file string, line int, format string,
 
 // Run checks the repository at repo. cacheDir is gen's chart cache.
 func Run(ctx context.Context, repo, cacheDir string) (*Report, error) {
+	// gen --check walks the same trees again: it reuses the walks below (one walk per cluster).
+	ctx = fluxtree.WithCache(ctx)
 	c := &checker{repo: repo, report: &Report{Order: map[string][]string{}}}
 	c.report.Checks = []string{"spec", "tree", "dependsOn", "substitution", "sources", "values", "gen", "patches"}
 	s, err := spec.Load(filepath.Join(repo, spec.DefaultPath))

@@ -100,3 +100,29 @@ func TestBuildSchemaDoesNotLeak(t *testing.T) {
 		t.Fatalf("schema of the next build = %q, want the built-in %q", v, builtinSchema)
 	}
 }
+
+// Under WithCache a second walk of the same repository and cluster is the first one's tree
+// (bootcore check and its gen --check walk once); a walk with problems is not reused, and
+// without the cache every Load walks again.
+func TestWithCacheWalksOnce(t *testing.T) {
+	root := writeTree(t, baseTree(nil))
+	ctx := WithCache(context.Background())
+	first, problems, err := LoadAll(ctx, root, "clusters/c1/flux-system")
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	if again, err := Load(ctx, root, "./clusters/c1/flux-system/"); err != nil || again != first {
+		t.Errorf("Load under the cache walked again (%v)", err)
+	}
+	if fresh, err := Load(context.Background(), root, "clusters/c1/flux-system"); err != nil || fresh == first {
+		t.Errorf("Load without the cache reused a tree (%v)", err)
+	}
+
+	bad := writeTree(t, baseTree(map[string]string{"clusters/c1/apps.yaml": strings.Replace(baseTree(nil)["clusters/c1/apps.yaml"], "./apps", "./nowhere", 1)}))
+	if _, problems, _ := LoadAll(ctx, bad, "clusters/c1/flux-system"); len(problems) == 0 {
+		t.Fatal("no problem for a missing path")
+	}
+	if _, err := Load(ctx, bad, "clusters/c1/flux-system"); err == nil {
+		t.Error("Load reused a walk that had problems")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/fluxcd/pkg/kustomize"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,6 +100,52 @@ func load(ctx context.Context, root, fluxSystem string, problems *[]Problem) (*T
 	if err != nil {
 		return nil, err
 	}
+	cache, _ := ctx.Value(cacheKey{}).(*treeCache)
+	key := abs + "\x00" + filepath.Clean(fluxSystem)
+	if t := cache.get(key); t != nil {
+		return t, nil
+	}
+	t, err := walkTree(ctx, root, abs, fluxSystem, problems)
+	if err == nil && (problems == nil || len(*problems) == 0) {
+		cache.put(key, t)
+	}
+	return t, err
+}
+
+// WithCache returns a context under which Load and LoadAll reuse the tree an earlier walk of
+// the same repository directory and cluster produced without problems. For one run that walks
+// an unchanged repository more than once: bootcore check walks each cluster itself and then
+// runs gen, which walks them again.
+func WithCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, cacheKey{}, &treeCache{trees: map[string]*Tree{}})
+}
+
+type cacheKey struct{}
+
+type treeCache struct {
+	mu    sync.Mutex
+	trees map[string]*Tree
+}
+
+func (c *treeCache) get(key string) *Tree {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.trees[key]
+}
+
+func (c *treeCache) put(key string, t *Tree) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trees[key] = t
+}
+
+func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Problem) (*Tree, error) {
 	work, files, err := snapshot(abs)
 	if err != nil {
 		return nil, err
