@@ -324,6 +324,11 @@ func (n *Node) target(ctx context.Context) (*Node, error) {
 	return t, nil
 }
 
+// Validate checks the node's current config as the node checks a config it receives.
+func (n *Node) Validate(ctx context.Context) error {
+	return n.validate(ctx, n.Config())
+}
+
 // validate is what a metal node checks before it accepts a config.
 func (n *Node) validate(ctx context.Context, cfg config.Provider) error {
 	_, err := cfg.ValidateAtRuntime(ctx, n.st, metalMode{})
