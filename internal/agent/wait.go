@@ -106,8 +106,9 @@ func (e *NotReadyError) Error() string {
 	return e.What + ":\n" + strings.Join(e.Details, "\n")
 }
 
-// waitTargets polls every target with kstatus-style checks until all are Ready (one ready
-// event each, as it turns Ready) or ctx ends. With dryRun it reports once and returns.
+// waitTargets checks every target with kstatus-style checks until all are Ready (one ready
+// event each, as it turns Ready) or ctx ends: again whenever a watch reports a change to a
+// pending target, and every PollInterval. With dryRun it reports once and returns.
 func (s *state) waitTargets(ctx context.Context, phase string, targets []target) error {
 	pending := append([]target(nil), targets...)
 	last := map[string]string{}
@@ -157,6 +158,15 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 		}
 		return nil
 	}
+	// Watches wake the loop when a pending object changes; the ticker is the fallback.
+	wctx, stopWatches := context.WithCancel(ctx)
+	defer stopWatches()
+	wake := s.newWaker(wctx)
+	wake.ensure(pending)
+	poll(ctx) // a change between the first read and the watches' start is seen here
+	if len(pending) == 0 {
+		return nil
+	}
 	progress()
 	ticker := time.NewTicker(s.opts.PollInterval)
 	defer ticker.Stop()
@@ -165,10 +175,13 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 		case <-ctx.Done():
 			return s.notReady(fmt.Sprintf("%d of %d objects not Ready", len(pending), len(targets)), pending, last, lastObj)
 		case <-ticker.C:
+			wake.ensure(pending)
 			poll(ctx)
-			if len(pending) > 0 && s.now().Sub(lastProgress) >= s.opts.ProgressEvery {
-				progress()
-			}
+		case <-wake.C:
+			poll(ctx)
+		}
+		if len(pending) > 0 && s.now().Sub(lastProgress) >= s.opts.ProgressEvery {
+			progress()
 		}
 	}
 	return nil
