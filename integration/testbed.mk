@@ -7,7 +7,7 @@
 
 TESTBIN_DIR    ?= $(CURDIR)/integration/.testbin
 TESTBIN_GROUPS ?=
-INTEGRATION_TEST_FLAGS ?= -count=1 -timeout 20m
+INTEGRATION_TEST_FLAGS ?= -count=1 -timeout 50m
 
 .PHONY: testbin test-integration
 
