@@ -18,6 +18,7 @@ func newRootCmd() *cobra.Command {
 	global.register(root)
 	root.AddCommand(newGenCmd(), newCheckCmd(), newVersionCmd())
 	root.AddCommand(newAgentCmd())
+	root.AddCommand(newStatusCmd())
 	return root
 }
 

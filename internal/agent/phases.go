@@ -5,20 +5,18 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
 
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
 	"github.com/bootcore-dev/bootcore/internal/spec"
+	"github.com/bootcore-dev/bootcore/internal/status"
 )
 
 // GroupVersionKinds the phases read.
@@ -325,29 +323,16 @@ func (p *handoverPhase) targets(ctx context.Context, token string) ([]target, er
 			out = append(out, target{GVK: gvkHelmRelease, Namespace: o.GetNamespace(), Name: o.GetName(), Ready: fluxReady})
 		}
 	}
-	settings, err := s.settings()
+	settings, err := status.Settings(s.opts.Repo, s.cluster)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range s.agent.Handover {
-		ns, name := spec.SplitName(w.Name)
-		gvk := gvkDeployment
-		if w.Kind == "DaemonSet" {
-			gvk = gvkDaemonSet
-		}
-		ready := kstatusReady
-		if w.ReplicasFrom != "" {
-			v, ok := settings[w.ReplicasFrom]
-			if !ok {
-				return nil, fmt.Errorf("agent.handover %s: replicasFrom %s is not a key of %s", w.Name, w.ReplicasFrom, s.cluster.Settings)
-			}
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				return nil, fmt.Errorf("agent.handover %s: %s=%q in %s is not a number", w.Name, w.ReplicasFrom, v, s.cluster.Settings)
-			}
-			ready = both(kstatusReady, replicas(int64(n), w.ReplicasFrom))
-		}
-		out = append(out, target{GVK: gvk, Namespace: ns, Name: name, Ready: ready})
+	workloads, err := status.HandoverWorkloads(s.agent, s.cluster, settings)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range workloads {
+		out = append(out, target{GVK: w.GVK, Namespace: w.Namespace, Name: w.Name, Ready: w.Ready})
 	}
 	if s.opts.FluxInstall == InstallHelm {
 		out = append(out, target{GVK: gvkFluxInstance, Namespace: "flux-system", Name: "flux", Ready: fluxReady})
@@ -378,30 +363,6 @@ func (s *state) appliedSourceRevision(u *unstructured.Unstructured) (bool, strin
 		return false, fmt.Sprintf("applied revision %q, source is at %q", applied, rev)
 	}
 	return true, "applied " + applied
-}
-
-func replicas(want int64, from string) readiness {
-	return func(u *unstructured.Unstructured) (bool, string) {
-		spec, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
-		ready, _, _ := unstructured.NestedInt64(u.Object, "status", "readyReplicas")
-		if spec != want || ready != want {
-			return false, fmt.Sprintf("%d/%d replicas ready, want %d (%s)", ready, spec, want, from)
-		}
-		return true, fmt.Sprintf("%d replicas (%s)", want, from)
-	}
-}
-
-// settings reads the cluster-settings ConfigMap file Flux substitutes from.
-func (s *state) settings() (map[string]string, error) {
-	data, err := readRepoFile(s.opts.Repo, s.cluster.Settings)
-	if err != nil {
-		return nil, fmt.Errorf("clusters[%s].settings: %w", s.cluster.Name, err)
-	}
-	var cm corev1.ConfigMap
-	if err := yaml.Unmarshal(data, &cm); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.cluster.Settings, err)
-	}
-	return cm.Data, nil
 }
 
 func (p *handoverPhase) Done(ctx context.Context) (bool, string, error) {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,10 +20,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/bootcore-dev/bootcore/internal/status"
 )
 
-// readiness decides whether an object is Ready and says why not (or how it is).
-type readiness func(u *unstructured.Unstructured) (ready bool, msg string)
+// readiness decides whether an object is Ready and says why not (or how it is). The checks
+// themselves live in internal/status, shared with `bootcore status`.
+type readiness = status.Readiness
 
 // target is one object a phase waits for.
 type target struct {
@@ -39,62 +41,13 @@ type target struct {
 
 func (t target) String() string { return describeRef(t.GVK.Kind, t.Namespace, t.Name) }
 
-// kstatusReady uses kstatus (the library Flux's health checks use): Current means rolled out.
-func kstatusReady(u *unstructured.Unstructured) (bool, string) {
-	res, err := status.Compute(u)
-	if err != nil {
-		return false, err.Error()
-	}
-	msg := string(res.Status)
-	if res.Message != "" {
-		msg += ": " + res.Message
-	}
-	return res.Status == status.CurrentStatus, msg
-}
-
-// fluxReady is Flux's own notion: condition Ready=True for the current generation (the
-// condition's observedGeneration, else status.observedGeneration).
-func fluxReady(u *unstructured.Unstructured) (bool, string) {
-	cond, ok := condition(u, "Ready")
-	if !ok {
-		return false, "no Ready condition yet"
-	}
-	observed, found, _ := unstructured.NestedInt64(cond, "observedGeneration")
-	if !found {
-		observed, _, _ = unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-	}
-	msg := fmt.Sprintf("Ready=%v %v: %v", cond["status"], cond["reason"], cond["message"])
-	if observed != u.GetGeneration() {
-		return false, fmt.Sprintf("generation %d not observed yet (last %s)", u.GetGeneration(), msg)
-	}
-	return cond["status"] == "True", msg
-}
-
-func condition(u *unstructured.Unstructured, typ string) (map[string]any, bool) {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		m, ok := c.(map[string]any)
-		if ok && m["type"] == typ {
-			return m, true
-		}
-	}
-	return nil, false
-}
-
-// both combines checks: ready when all are.
-func both(checks ...readiness) readiness {
-	return func(u *unstructured.Unstructured) (bool, string) {
-		var msgs []string
-		for _, c := range checks {
-			ok, msg := c(u)
-			if !ok {
-				return false, msg
-			}
-			msgs = append(msgs, msg)
-		}
-		return true, strings.Join(msgs, "; ")
-	}
-}
+// The readiness checks the phases use (see internal/status).
+var (
+	kstatusReady = status.Workload // kstatus Current: rolled out
+	fluxReady    = status.Flux     // Flux's Ready condition for the current generation
+	both         = status.All
+	nodeReady    = status.Node
+)
 
 // NotReadyError lists what was not Ready when a wait ended, with conditions and events.
 type NotReadyError struct {
@@ -258,23 +211,6 @@ func eventTime(ev corev1.Event) time.Time {
 
 // ControlPlaneLabel marks control-plane nodes (Talos sets it).
 const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
-
-// nodeReady returns whether the node's Ready condition is True, and the condition's message.
-func nodeReady(n *corev1.Node) (bool, string) {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			msg := fmt.Sprintf("Ready=%s", c.Status)
-			if c.Reason != "" {
-				msg += " " + c.Reason
-			}
-			if c.Message != "" {
-				msg += ": " + c.Message
-			}
-			return c.Status == corev1.ConditionTrue, msg
-		}
-	}
-	return false, "no Ready condition yet"
-}
 
 // waitControlPlane watches the control-plane nodes until every one is Ready. It names the
 // nodes still NotReady, with their condition message, whenever that changes.

@@ -1,0 +1,103 @@
+package status
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Readiness decides whether an object is Ready and says why not (or how it is). These are
+// the one definition of "Ready" bootcore uses: `bootcore status` and the agent's waits.
+type Readiness func(u *unstructured.Unstructured) (ready bool, msg string)
+
+// Workload uses kstatus (the library Flux's health checks use): Current means rolled out.
+func Workload(u *unstructured.Unstructured) (bool, string) {
+	res, err := status.Compute(u)
+	if err != nil {
+		return false, err.Error()
+	}
+	msg := string(res.Status)
+	if res.Message != "" {
+		msg += ": " + res.Message
+	}
+	return res.Status == status.CurrentStatus, msg
+}
+
+// Flux is Flux's own notion: condition Ready=True for the current generation (the
+// condition's observedGeneration, else status.observedGeneration).
+func Flux(u *unstructured.Unstructured) (bool, string) {
+	cond, ok := Condition(u, "Ready")
+	if !ok {
+		return false, "no Ready condition yet"
+	}
+	observed, found, _ := unstructured.NestedInt64(cond, "observedGeneration")
+	if !found {
+		observed, _, _ = unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	}
+	msg := fmt.Sprintf("Ready=%v %v: %v", cond["status"], cond["reason"], cond["message"])
+	if observed != u.GetGeneration() {
+		return false, fmt.Sprintf("generation %d not observed yet (last %s)", u.GetGeneration(), msg)
+	}
+	return cond["status"] == "True", msg
+}
+
+// Condition returns the object's status condition of type typ.
+func Condition(u *unstructured.Unstructured, typ string) (map[string]any, bool) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if ok && m["type"] == typ {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// All combines checks: Ready when all are; the message is the first failure's, or all of
+// them joined.
+func All(checks ...Readiness) Readiness {
+	return func(u *unstructured.Unstructured) (bool, string) {
+		var msgs []string
+		for _, c := range checks {
+			ok, msg := c(u)
+			if !ok {
+				return false, msg
+			}
+			msgs = append(msgs, msg)
+		}
+		return true, strings.Join(msgs, "; ")
+	}
+}
+
+// Replicas checks a Deployment's replica count against the one cluster-settings asks for
+// (key from): spec and ready replicas must both be want.
+func Replicas(want int64, from string) Readiness {
+	return func(u *unstructured.Unstructured) (bool, string) {
+		spec, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+		ready, _, _ := unstructured.NestedInt64(u.Object, "status", "readyReplicas")
+		if spec != want || ready != want {
+			return false, fmt.Sprintf("%d/%d replicas ready, expected %d (%s in cluster-settings)", ready, spec, want, from)
+		}
+		return true, fmt.Sprintf("%d/%d replicas ready, expected %d (%s in cluster-settings)", ready, spec, want, from)
+	}
+}
+
+// Node returns whether the node's Ready condition is True, and the condition's message.
+func Node(n *corev1.Node) (bool, string) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			msg := fmt.Sprintf("Ready=%s", c.Status)
+			if c.Reason != "" {
+				msg += " " + c.Reason
+			}
+			if c.Message != "" {
+				msg += ": " + c.Message
+			}
+			return c.Status == corev1.ConditionTrue, msg
+		}
+	}
+	return false, "no Ready condition yet"
+}

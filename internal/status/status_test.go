@@ -1,0 +1,97 @@
+package status
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+func parse(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	// As the API server's JSON decodes: integers are int64.
+	data, err := yaml.YAMLToJSON([]byte("apiVersion: v1\nkind: Test\n" + doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// The Secret a store's provider needs is found wherever the provider keeps its references, in
+// the store's namespace unless the reference names one.
+func TestSecretRefs(t *testing.T) {
+	store := parse(t, `
+spec:
+  provider:
+    onepassword:
+      connectHost: http://connect:8080
+      auth:
+        secretRef:
+          connectTokenSecretRef: {name: onepassword-connect, namespace: external-secrets, key: token}
+    aws:
+      auth:
+        secretRef:
+          accessKeyIDSecretRef: {name: aws, key: id}
+`)
+	provider, _, _ := unstructured.NestedMap(store.Object, "spec", "provider")
+	var got []string
+	for _, r := range SecretRefs(provider, "apps") {
+		got = append(got, r.Namespace+"/"+r.Name+" "+r.Path)
+	}
+	want := "apps/aws aws.auth.secretRef.accessKeyIDSecretRef, external-secrets/onepassword-connect onepassword.auth.secretRef.connectTokenSecretRef"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("refs = %v, want %s", got, want)
+	}
+}
+
+// CoreDNS is Ready only at the replica count cluster-settings asks for; the message shows
+// expected vs actual either way.
+func TestReplicas(t *testing.T) {
+	d := parse(t, "spec: {replicas: 2}\nstatus: {readyReplicas: 2}\n")
+	if ok, msg := Replicas(2, "COREDNS_REPLICAS")(d); !ok || msg != "2/2 replicas ready, expected 2 (COREDNS_REPLICAS in cluster-settings)" {
+		t.Errorf("2 of 2: %v %q", ok, msg)
+	}
+	if ok, msg := Replicas(3, "COREDNS_REPLICAS")(d); ok || !strings.Contains(msg, "2/2 replicas ready, expected 3") {
+		t.Errorf("want 3, have 2: %v %q", ok, msg)
+	}
+}
+
+// Flux's Ready condition counts only for the generation it was computed for.
+func TestFluxReadyNeedsCurrentGeneration(t *testing.T) {
+	ks := parse(t, `
+metadata: {generation: 3}
+status:
+  conditions:
+    - {type: Ready, status: "True", reason: ReconciliationSucceeded, message: "Applied revision: main@sha1:abc", observedGeneration: 2}
+`)
+	if ok, msg := Flux(ks); ok || !strings.Contains(msg, "generation 3 not observed yet") {
+		t.Errorf("stale condition: %v %q", ok, msg)
+	}
+	unstructured.SetNestedField(ks.Object, int64(2), "metadata", "generation")
+	if ok, msg := Flux(ks); !ok || !strings.Contains(msg, "Applied revision: main@sha1:abc") {
+		t.Errorf("current condition: %v %q", ok, msg)
+	}
+}
+
+func TestPrintTable(t *testing.T) {
+	r := &Report{Cluster: "infra", Server: "https://10.0.0.10:6443", Checks: []Check{
+		{Name: "DaemonSet kube-system/cilium", Ready: true, Message: "Current: All replicas scheduled as expected. Replicas: 3"},
+		{Name: "ClusterSecretStore onepassword", Message: "missing Secret external-secrets/onepassword-connect"},
+	}}
+	var b bytes.Buffer
+	r.PrintTable(&b)
+	want := `NAME                            READY  MESSAGE
+DaemonSet kube-system/cilium    true   Current: All replicas scheduled as expected. Replicas: 3
+ClusterSecretStore onepassword  false  missing Secret external-secrets/onepassword-connect
+cluster infra (https://10.0.0.10:6443): 1 of 2 checks not Ready
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant\n%s", b.String(), want)
+	}
+}
