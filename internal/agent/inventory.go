@@ -164,17 +164,20 @@ func (p *releaseTalosPhase) Done(ctx context.Context) (bool, string, error) {
 	if len(still) > 0 {
 		return false, describe(still[0]) + " carries " + TalosInventoryAnn, nil
 	}
+	talosWhy := ""
 	if p.s.opts.Talos != nil {
-		if done, why, err := p.talosDone(ctx); err != nil || !done {
+		done, why, err := p.talosDone(ctx)
+		if err != nil || !done {
 			return done, why, err
 		}
+		talosWhy = "; " + why
 	} else {
 		p.s.talosCmd = p.command(ctx)
 	}
 	if !ok {
-		return true, "no Talos inventory (Talos <= 1.12 keeps none)", nil
+		return true, "no Talos inventory (Talos <= 1.12 keeps none)" + talosWhy, nil
 	}
-	return true, fmt.Sprintf("none of the %d boot objects is in Talos's inventory", len(refs)), nil
+	return true, fmt.Sprintf("none of the %d boot objects is in Talos's inventory", len(refs)) + talosWhy, nil
 }
 
 func (p *releaseTalosPhase) Run(ctx context.Context) error {

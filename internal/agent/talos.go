@@ -60,7 +60,7 @@ func (p *releaseTalosPhase) talosDone(ctx context.Context) (bool, string, error)
 			return false, fmt.Sprintf("node %s: the machine config still has inline manifest(s) %s", n, strings.Join(left, ", ")), nil
 		}
 	}
-	return true, "", nil
+	return true, fmt.Sprintf("the machine configs of nodes %s have none of bootcore's inline manifests", strings.Join(nodes, ", ")), nil
 }
 
 // releaseNodes applies the post-handover patch through the Talos API, one control-plane node

@@ -1,9 +1,12 @@
 // Command lab runs the lab: test-bed clusters (real control planes with kwok nodes that stay
 // NotReady until Cilium runs) booted from `bootcore gen`'s patches through the Talos boot
 // EMULATION, a Git server serving the lab tree, the Flux controllers and the flux-operator as
-// processes, and `bootcore agent` handing each cluster over to Flux.
+// processes, and `bootcore agent` handing each cluster over to Flux. One cluster (-talos-api,
+// default infra) gets a Talos API STAND-IN per control-plane node (integration/talosapi), and
+// its agent is given only a talosconfig: it fetches the kubeconfig and applies the
+// post-handover patch through the Talos API. The others' agents get the kubeconfig.
 //
-//	lab up [-clusters infra,apps] [-agent bin/bootcore] [-state DIR] [-detach]
+//	lab up [-clusters infra,apps] [-talos-api infra] [-agent bin/bootcore] [-state DIR] [-detach]
 //	lab down [-state DIR]
 //
 // `up -detach` returns once everything is up and keeps the lab running in the background;
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/bootcore-dev/bootcore/integration/labenv"
+	"github.com/bootcore-dev/bootcore/integration/talosapi"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 )
 
@@ -35,11 +39,12 @@ const readyLine = "lab: ready"
 
 func main() {
 	if len(os.Args) < 2 || (os.Args[1] != "up" && os.Args[1] != "down") {
-		fmt.Fprintln(os.Stderr, "usage: lab up [-clusters infra,apps] [-agent BIN] [-state DIR] [-detach] | lab down [-state DIR]")
+		fmt.Fprintln(os.Stderr, "usage: lab up [-clusters infra,apps] [-talos-api infra] [-agent BIN] [-state DIR] [-detach] | lab down [-state DIR]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("lab "+os.Args[1], flag.ExitOnError)
 	clusters := fs.String("clusters", "infra,apps", "comma-separated lab clusters")
+	talosAPI := fs.String("talos-api", "infra", "cluster whose agent reaches it through Talos API stand-ins with a talosconfig only (empty: none)")
 	agentBin := fs.String("agent", "", "bootcore binary: run `bootcore agent` on every cluster after the boot")
 	state := fs.String("state", "integration/.run/lab", "directory for the lab's logs, pid and lock")
 	detach := fs.Bool("detach", false, "return when the lab is up; keep it running in the background")
@@ -56,7 +61,7 @@ func main() {
 	case *detach:
 		err = upDetached(*state)
 	default:
-		err = up(strings.Split(*clusters, ","), *agentBin, *state, os.Stdout)
+		err = up(strings.Split(*clusters, ","), *talosAPI, *agentBin, *state, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
@@ -105,7 +110,7 @@ func upDetached(state string) error {
 	return fmt.Errorf("lab exited before it was ready (%v); see %s", <-exited, logPath)
 }
 
-func up(names []string, agentBin, state string, out io.Writer) error {
+func up(names []string, talosAPI, agentBin, state string, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := os.MkdirAll(state, 0o755); err != nil {
@@ -177,23 +182,50 @@ func up(names []string, agentBin, state string, out io.Writer) error {
 	logf("lab: gen rendered the lab tree into %s; git repository %s", filepath.Join(repo, "generated"), git.RepoURL("lab"))
 
 	results := map[string]string{}
+	talosconfigs := map[string]string{}
+	var (
+		resultsMu sync.Mutex
+		standins  []*talosapi.Cluster // serve as long as the lab runs
+	)
+	defer func() {
+		for _, tc := range standins {
+			tc.Stop()
+		}
+	}()
 	err = each(names, func(name string) error {
 		c := clusters[name]
 		if err := lab.BootTalos(ctx, c, name, 3*time.Minute); err != nil {
 			return fmt.Errorf("%s: Talos boot emulation: %w", name, err)
 		}
 		logf("lab: %s booted from %s (Talos emulation)", name, filepath.Join("generated", name, "controlplane.yaml"))
+		// How the agent reaches the cluster: a kubeconfig, or only a talosconfig.
+		access := []string{"--kubeconfig", c.KubeconfigPath}
+		if name == talosAPI {
+			talosconfig := filepath.Join(state, "talosconfig-"+name)
+			tc, err := lab.StartTalosAPI(ctx, c, name, talosconfig)
+			if err != nil {
+				return err
+			}
+			resultsMu.Lock()
+			standins = append(standins, tc)
+			talosconfigs[name] = talosconfig
+			resultsMu.Unlock()
+			logf("lab: %s: Talos API stand-ins at %s (talosconfig %s)", name, strings.Join(tc.Addresses(), ","), talosconfig)
+			access = []string{"--talosconfig", talosconfig}
+		}
 		if _, err := c.StartFlux(ctx); err != nil {
 			return err
 		}
 		if err := c.StartFluxOperator(ctx); err != nil {
 			return err
 		}
-		if agentBin == "" {
-			results[name] = "agent not run (no -agent binary given)"
-			return nil
+		result := "agent not run (no -agent binary given)"
+		if agentBin != "" {
+			result = runAgent(ctx, agentBin, lab, name, state, access)
 		}
-		results[name] = runAgent(ctx, agentBin, lab, c, name, state)
+		resultsMu.Lock()
+		results[name] = result
+		resultsMu.Unlock()
 		return nil
 	})
 	if err != nil {
@@ -204,6 +236,9 @@ func up(names []string, agentBin, state string, out io.Writer) error {
 		fmt.Fprintf(out, "\ncluster %s: %s\n", name, results[name])
 		printStatus(ctx, out, c)
 		fmt.Fprintf(out, "export KUBECONFIG=%s   # cluster %s\n", c.KubeconfigPath, name)
+		if tc := talosconfigs[name]; tc != "" {
+			fmt.Fprintf(out, "export TALOSCONFIG=%s   # cluster %s: Talos API stand-ins\n", tc, name)
+		}
 	}
 	fmt.Fprintln(out, readyLine)
 	<-ctx.Done()
@@ -212,16 +247,22 @@ func up(names []string, agentBin, state string, out io.Writer) error {
 
 // runAgent runs `bootcore agent` for one cluster and returns a one-line result; its full
 // output goes to state/agent-<cluster>.log.
-func runAgent(ctx context.Context, bin string, lab *labenv.Lab, c *testbed.Cluster, name, state string) string {
+func runAgent(ctx context.Context, bin string, lab *labenv.Lab, name, state string, access []string) string {
 	logPath := filepath.Join(state, "agent-"+name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return err.Error()
 	}
 	defer f.Close()
-	cmd := exec.CommandContext(ctx, bin, "agent", "--cluster", name, "--repo", lab.Repo, "--kubeconfig", c.KubeconfigPath,
-		"--bundle-dir", state, "--cache-dir", filepath.Join(state, "cache"))
-	cmd.Env = append(os.Environ(), lab.Env...)
+	args := append([]string{"agent", "--cluster", name, "--repo", lab.Repo}, access...)
+	cmd := exec.CommandContext(ctx, bin, append(args, "--bundle-dir", state, "--cache-dir", filepath.Join(state, "cache"))...)
+	// Only the flags say how to reach the cluster.
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "KUBECONFIG=") && !strings.HasPrefix(e, "TALOSCONFIG=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	cmd.Env = append(cmd.Env, lab.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	start := time.Now()
 	err = cmd.Run()
