@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -250,6 +251,11 @@ func (s *state) helmInstall(ctx context.Context, r fluxRelease, ch *chart.Chart)
 	post := &originLabels{name: r.rel.HR.Name, namespace: r.rel.HR.Namespace}
 	timeout := r.rel.HR.GetInstall().GetTimeout(r.rel.HR.GetTimeout()).Duration
 
+	if !s.opts.DryRun {
+		if err := s.discardInterrupted(cfg, r); err != nil {
+			return nil, err
+		}
+	}
 	last, err := cfg.Releases.Last(r.name())
 	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return nil, err
@@ -271,13 +277,6 @@ func (s *state) helmInstall(ctx context.Context, r fluxRelease, ch *chart.Chart)
 			Message: fmt.Sprintf("Helm release %s/%s (chart %s %s) %s", r.namespace(), r.name(), ch.Name(), ch.Metadata.Version, dryVerb(s.opts.DryRun, "installed"))})
 		return rel, nil
 	}
-	if last.Info.Status.IsPending() && !s.opts.DryRun {
-		// An earlier agent was killed mid-install: Helm refuses to touch a pending release.
-		last.SetStatus(release.StatusFailed, "bootcore agent was interrupted; upgrading")
-		if err := cfg.Releases.Update(last); err != nil {
-			return nil, fmt.Errorf("marking interrupted release %s/%s failed: %w", r.namespace(), r.name(), err)
-		}
-	}
 	up := action.NewUpgrade(cfg)
 	up.Namespace = r.namespace()
 	up.TakeOwnership = true
@@ -294,6 +293,36 @@ func (s *state) helmInstall(ctx context.Context, r fluxRelease, ch *chart.Chart)
 	s.rep.Emit(Event{Type: EventChange, Phase: PhaseInstallFlux, Object: "HelmRelease " + r.id,
 		Message: fmt.Sprintf("Helm release %s/%s (chart %s %s) %s to revision %d", r.namespace(), r.name(), ch.Name(), ch.Metadata.Version, dryVerb(s.opts.DryRun, "upgraded"), rel.Version)})
 	return rel, nil
+}
+
+// discardInterrupted deletes the revisions an interrupted or failed earlier attempt left:
+// pending ones (the agent was killed, or the API server went away, mid-install; Helm refuses
+// to touch a pending release) and, while the release was never deployed, failed ones. The
+// attempt is then made again from the last deployed revision (or as a first install, which
+// takes over the objects the attempt created), so no failed or pending revision stays in
+// the history helm-controller adopts. Holding the agent lock, no other writer can be
+// mid-operation on these releases.
+func (s *state) discardInterrupted(cfg *action.Configuration, r fluxRelease) error {
+	history, err := cfg.Releases.History(r.name())
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	deployed := slices.ContainsFunc(history, func(rel *release.Release) bool { return rel.Info.Status == release.StatusDeployed })
+	for _, rel := range history {
+		st := rel.Info.Status
+		if !st.IsPending() && (deployed || st != release.StatusFailed) {
+			continue
+		}
+		if _, err := cfg.Releases.Delete(rel.Name, rel.Version); err != nil {
+			return fmt.Errorf("discarding revision %d (%s) of Helm release %s/%s: %w", rel.Version, st, r.storage(), rel.Name, err)
+		}
+		s.rep.Emit(Event{Type: EventChange, Phase: PhaseInstallFlux, Object: "HelmRelease " + r.id,
+			Message: fmt.Sprintf("Helm release %s/%s: discarded revision %d (%s) left by an interrupted attempt", r.storage(), rel.Name, rel.Version, st)})
+	}
+	return nil
 }
 
 func dryVerb(dry bool, verb string) string {

@@ -171,7 +171,10 @@ func (l *Lock) Keep(ctx context.Context, lost func(error)) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			if err := l.renew(ctx); err != nil && ctx.Err() == nil {
+			// An API server that is briefly away (restart) is not a lost lock: the renewal
+			// is retried on the next tick. The update carries the held resourceVersion, so
+			// if another agent took the lease over meanwhile it fails with a conflict.
+			if err := l.renew(ctx); err != nil && ctx.Err() == nil && !transient(err) {
 				lost(err)
 				return
 			}

@@ -88,21 +88,54 @@ func (m *Manager) runOne(ctx context.Context, p Phase) error {
 		return pe
 	}
 
-	if !m.Force {
-		done, why, err := p.Done(pctx)
-		if err != nil {
-			return fail(fmt.Errorf("checking whether it is done: %w", err))
+	// An API server or etcd that is briefly away (restarted, leader change) is waited out:
+	// the check and the (idempotent) work are retried until the phase's timeout.
+	retries := 0
+	retry := func(what string, err error) bool {
+		if !transient(err) || pctx.Err() != nil {
+			return false
 		}
-		if done {
-			m.Reporter.Emit(Event{Type: EventSkip, Phase: p.Name(), Message: "already done: " + why, Elapsed: m.clock().Sub(start).Seconds()})
-			if m.OnDone != nil {
-				m.OnDone(p.Name(), m.clock(), false)
-			}
-			return nil
+		retries++
+		delay := min(time.Duration(retries)*time.Second, 5*time.Second)
+		m.Reporter.Emit(Event{Type: EventWarning, Phase: p.Name(), Message: fmt.Sprintf("%s: %v; retrying in %s", what, err, delay)})
+		select {
+		case <-pctx.Done():
+		case <-time.After(delay):
 		}
+		return pctx.Err() == nil
 	}
-	m.Reporter.Emit(Event{Type: EventStart, Phase: p.Name(), Message: p.Title()})
-	if err := p.Run(pctx); err != nil {
+	started := false
+	for {
+		if !m.Force {
+			done, why, err := p.Done(pctx)
+			if err != nil {
+				if retry("checking whether it is done", err) {
+					continue
+				}
+				return fail(fmt.Errorf("checking whether it is done: %w", err))
+			}
+			if done && !started {
+				m.Reporter.Emit(Event{Type: EventSkip, Phase: p.Name(), Message: "already done: " + why, Elapsed: m.clock().Sub(start).Seconds()})
+				if m.OnDone != nil {
+					m.OnDone(p.Name(), m.clock(), false)
+				}
+				return nil
+			}
+			if done {
+				break // a retried Run finished before it could say so
+			}
+		}
+		if !started {
+			m.Reporter.Emit(Event{Type: EventStart, Phase: p.Name(), Message: p.Title()})
+			started = true
+		}
+		err := p.Run(pctx)
+		if err == nil {
+			break
+		}
+		if retry("interrupted", err) {
+			continue
+		}
 		return fail(err)
 	}
 	end := m.clock()
