@@ -317,6 +317,7 @@ func TestAgentGitServerDown(t *testing.T) {
 	}
 	defer zr.Close()
 	var names []string
+	sourceLog, operatorLog := false, false
 	for _, f := range zr.File {
 		names = append(names, f.Name)
 		rc, err := f.Open()
@@ -334,9 +335,21 @@ func TestAgentGitServerDown(t *testing.T) {
 		if f.Name == "bootcore/flux/gitrepositories.yaml" && !bytes.Contains(data, []byte("flux-system")) {
 			t.Errorf("%s does not list GitRepository flux-system", f.Name)
 		}
+		// The controllers' own logs, read through the pods' log API as in a real cluster (the
+		// test bed serves each controller process's log as its pod's log).
+		if strings.HasPrefix(f.Name, "bootcore/logs/flux-system/source-controller-") && bytes.Contains(data, []byte(`"GitRepository"`)) &&
+			bytes.Contains(data, []byte("connection refused")) {
+			sourceLog = true
+		}
+		if strings.HasPrefix(f.Name, "bootcore/logs/flux-system/flux-operator-") && bytes.Contains(data, []byte("FluxInstance")) {
+			operatorLog = true
+		}
 		if f.Name == "bootcore/secrets.txt" && !bytes.Contains(data, []byte("external-secrets/onepassword-connect type=Opaque keys=1password-credentials.json,token")) {
 			t.Errorf("secrets.txt does not list the bootstrap Secret by keys:\n%s", data)
 		}
+	}
+	if !sourceLog || !operatorLog {
+		t.Errorf("bundle lacks controller logs: source-controller's naming the GitRepository failure %v, flux-operator's naming the FluxInstance %v (entries %v)", sourceLog, operatorLog, names)
 	}
 	for _, want := range []string{"kubernetesResources/nodes.yaml", "kubernetesResources/systemPods.yaml", "bootcore/failure.txt", "bootcore/events.jsonl", "bootcore/flux/gitrepositories.yaml", "bootcore/flux/kustomizations.yaml", "bootcore/cluster-events.yaml"} {
 		if !slices.Contains(names, want) {

@@ -177,6 +177,8 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
+		// Pod logs come from kwok's kubelet server on 127.0.0.1, the nodes' InternalIP (see podlogs.go).
+		"--kubelet-preferred-address-types=InternalIP",
 	); err != nil {
 		return err
 	}
@@ -210,8 +212,20 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 	if err != nil {
 		return err
 	}
+	if err := c.installKwokLogsCRD(ctx); err != nil {
+		return err
+	}
+	kubeletPort, err := freePort()
+	if err != nil {
+		return err
+	}
 	if _, err := c.run("kwok", []string{"HOME=" + filepath.Join(c.RunDir, "kwok")}, // no ~/.kwok config
 		"--kubeconfig="+c.KubeconfigPath,
+		// kwok's kubelet server, for pod logs (podlogs.go); nodes report 127.0.0.1 and this port.
+		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(kubeletPort),
+		"--server-address=127.0.0.1:"+strconv.Itoa(kubeletPort),
+		"--tls-cert-file="+p.ServingCert, "--tls-private-key-file="+p.ServingKey,
+		"--enable-crds=Logs",
 		"--config="+stages,
 		"--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"=fake",
 		"--node-lease-duration-seconds=40",
@@ -226,7 +240,14 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 	c.labDone = make(chan struct{})
 	go func() {
 		defer close(c.labDone)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runPodLogs(labCtx, c.Client, c.Dynamic, c.RunDir, c.logf)
+		}()
 		runLabController(labCtx, c.Client, c.logf)
+		wg.Wait()
 	}()
 
 	if err := c.createNodes(ctx, controlPlanes, workers); err != nil {

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 )
@@ -152,6 +154,24 @@ spec:
 	}
 	if _, err := c.Client.CoreV1().Secrets("flux-system").Get(ctx, "sh.helm.release.v1.demo.v1", metav1.GetOptions{}); err != nil {
 		t.Errorf("Helm release storage: %v", err)
+	}
+
+	// The pod standing for source-controller serves the real controller's log, as
+	// `kubectl logs` would (kwok's kubelet server reads the process log; see podlogs.go).
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "source-controller-0", Namespace: "flux-system", Labels: map[string]string{"app": "source-controller"}},
+		Spec:       corev1.PodSpec{NodeName: "controlplane-1", Containers: []corev1.Container{{Name: "manager", Image: "ghcr.io/fluxcd/source-controller"}}},
+	}
+	if _, err := c.Client.CoreV1().Pods("flux-system").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var logs string
+	if err := c.WaitFor(ctx, "source-controller pod log", time.Minute, func(ctx context.Context) (bool, error) {
+		data, err := c.Client.CoreV1().Pods("flux-system").GetLogs(pod.Name, &corev1.PodLogOptions{Container: "manager", TailLines: ptr.To(int64(500))}).DoRaw(ctx)
+		logs = string(data)
+		return err == nil && strings.Contains(logs, "GitRepository"), nil
+	}); err != nil {
+		t.Fatalf("%v; last answer: %.300s", err, logs)
 	}
 	logResources(t, c)
 }

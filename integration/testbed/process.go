@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,10 +30,19 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 	}
 	fmt.Fprintf(logFile, "### %s %s\n", bin, strings.Join(args, " "))
 
+	// A second copy in the CRI log format (what a kubelet keeps) lets kwok serve this log as
+	// the log of the pod standing for this process (see podlogs.go).
+	criFile, err := os.OpenFile(criLogPath(logPath), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	out := io.MultiWriter(logFile, &criWriter{w: criFile})
+
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	cmd.Stdout = out
+	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
 		// If the test binary dies without running its cleanups (go test's
@@ -42,12 +52,14 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
+		criFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		logFile.Close()
+		criFile.Close()
 		close(p.done)
 	}()
 	return p, nil

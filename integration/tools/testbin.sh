@@ -66,6 +66,10 @@ copy_data() {
 			done
 		done
 		chmod -R u+w "$out/kwok-stages"
+		# kwok's Logs CRD: the test bed serves Flux controller logs as pod logs (testbed/podlogs.go).
+		rm -rf "$out/crds/kwok" && mkdir -p "$out/crds/kwok"
+		cp "$dir/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" "$out/crds/kwok/"
+		chmod -R u+w "$out/crds/kwok"
 		;;
 	source-controller | kustomize-controller | helm-controller)
 		dir=$(cd "$tools/$group" && go list -m -f '{{.Dir}}' "github.com/fluxcd/$group")
