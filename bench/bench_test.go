@@ -11,6 +11,9 @@ package bench
 //	BenchmarkGenStages    the steps of gen one by one, to say what dominates
 //	BenchmarkTreeLoad     fluxtree.Load of trees with 50/500/2000 Kustomizations (the parse)
 //	BenchmarkCheck        check.Run of the same trees (the lint)
+//	BenchmarkAgent        bootcore agent hand-overs on the test bed: detection latency against
+//	                      an independent watcher and a 2-second poll loop, CPU, peak RSS,
+//	                      read-only re-run (agent_test.go)
 //
 // Environment: BENCH_SMOKE=1 (small inputs); BENCH_HELM, BENCH_BOOTCORE, BENCH_CRDFILTER,
 // BENCH_PEAKRSS (binaries: bootcore, crdfilter and peakrss are built when unset, helm defaults to
@@ -300,6 +303,7 @@ func (e *chartEnv) command(measure bool, name string, args ...string) (*exec.Cmd
 	f.Close()
 	return exec.Command(e.peakrss, append([]string{f.Name(), name}, args...)...), func() (int64, error) {
 		defer os.Remove(f.Name())
+		defer os.Remove(f.Name() + ".cpu")
 		data, err := os.ReadFile(f.Name())
 		if err != nil {
 			return 0, err

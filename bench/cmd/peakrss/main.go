@@ -6,7 +6,9 @@
 // The benchmarks measure child processes through it because a child started by the (large)
 // benchmark process itself inherits the parent's high-water mark at exec time on Linux, so its
 // ru_maxrss would read at least the parent's RSS. This program is small, so what it reports is
-// the child's. Standard streams pass through; the exit code is the command's.
+// the child's. It also writes the command's CPU time (user + system, nanoseconds, including
+// its own waited-for children) to <file>.cpu. Standard streams pass through; the exit code is
+// the command's.
 package main
 
 import (
@@ -33,6 +35,11 @@ func main() {
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		if werr := os.WriteFile(os.Args[1], []byte(strconv.FormatInt(ru.Maxrss*1024, 10)), 0o644); werr != nil {
+			fmt.Fprintln(os.Stderr, "peakrss:", werr)
+			os.Exit(2)
+		}
+		cpu := ru.Utime.Nano() + ru.Stime.Nano()
+		if werr := os.WriteFile(os.Args[1]+".cpu", []byte(strconv.FormatInt(cpu, 10)), 0o644); werr != nil {
 			fmt.Fprintln(os.Stderr, "peakrss:", werr)
 			os.Exit(2)
 		}
