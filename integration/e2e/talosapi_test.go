@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siderolabs/talos/pkg/machinery/role"
 	"k8s.io/client-go/tools/clientcmd"
 
 	standin "github.com/bootcore-dev/bootcore/integration/talosapi"
@@ -223,6 +224,19 @@ func TestAgentTalosconfigOnly(t *testing.T) {
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) || st.Mode().Perm() != 0o600 {
 		t.Errorf("--write-kubeconfig: mode %v, same content as the cluster's admin kubeconfig: %v", st.Mode().Perm(), bytes.Equal(got, want))
 	}
+
+	// A talosconfig whose certificate lacks os:admin: connect fails naming the node and the
+	// Talos API's PermissionDenied.
+	if err := tl.talos.WriteTalosconfig(tl.talosconfig, role.Reader); err != nil {
+		t.Fatal(err)
+	}
+	denied := tl.run(t, "infra")
+	defer dumpOnFailure(t, denied)
+	msg := denied.result().Message
+	t.Logf("os:reader talosconfig: %s", msg)
+	if denied.code != agent.ExitFailed || !strings.Contains(msg, "phase connect") || !strings.Contains(msg, "node "+tl.talos.Nodes[0].Address) || !strings.Contains(msg, "PermissionDenied") {
+		t.Errorf("os:reader talosconfig: exit %d: %s", denied.code, msg)
+	}
 }
 
 // A node that rejects the config stops release-talos with an error naming the node and the
@@ -236,6 +250,7 @@ func TestAgentTalosNodeRejects(t *testing.T) {
 	r := tl.run(t, "apps")
 	defer dumpOnFailure(t, r)
 	res := r.result()
+	t.Logf("rejecting node: %s", res.Message)
 	if r.code != agent.ExitFailed {
 		t.Fatalf("exit %d, want %d: %s", r.code, agent.ExitFailed, res.Message)
 	}

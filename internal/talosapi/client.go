@@ -20,6 +20,8 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	configres "github.com/siderolabs/talos/pkg/machinery/resources/config"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Options select the talosconfig, its context and the nodes, with talosctl's meaning.
@@ -135,7 +137,9 @@ func (c *Client) Kubeconfig(ctx context.Context) ([]byte, error) {
 			return kc, nil
 		}
 		errs = append(errs, fmt.Errorf("node %s: %w", n, err))
-		if ctx.Err() != nil {
+		// The same certificate is refused by every node; only an unreachable node is worth
+		// trying past.
+		if code := status.Code(err); ctx.Err() != nil || code == codes.PermissionDenied || code == codes.Unauthenticated {
 			break
 		}
 	}
