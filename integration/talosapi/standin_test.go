@@ -136,6 +136,20 @@ func TestReleaseErrors(t *testing.T) {
 	if _, err := reader.Kubeconfig(ctx); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
 		t.Errorf("reader kubeconfig: %v", err)
 	}
+
+	// Mutual TLS: another cluster's talosconfig (another OS CA) gets nowhere.
+	other := filepath.Join(t.TempDir(), "talosconfig")
+	if err := c2.WriteTalosconfig(other); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := talosapi.New(talosapi.Options{Talosconfig: other, Endpoints: []string{c.Nodes[0].Address}, Nodes: []string{c.Nodes[0].Address}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	if _, err := stranger.Kubeconfig(ctx); err == nil || !strings.Contains(err.Error(), "node "+c.Nodes[0].Address) || !strings.Contains(err.Error(), "Unavailable") {
+		t.Errorf("foreign CA: %v", err)
+	}
 }
 
 // errorsCause unwraps to the gRPC status error.
