@@ -249,6 +249,7 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 		runLabController(labCtx, c.Client, c.logf)
 		wg.Wait()
 	}()
+	go runSecretStores(labCtx, c.Client, c.Dynamic) // EMULATION of External Secrets' store validation
 
 	if err := c.createNodes(ctx, controlPlanes, workers); err != nil {
 		return err

@@ -66,7 +66,9 @@ func All(checks ...Readiness) Readiness {
 			if !ok {
 				return false, msg
 			}
-			msgs = append(msgs, msg)
+			if msg != "" {
+				msgs = append(msgs, msg)
+			}
 		}
 		return true, strings.Join(msgs, "; ")
 	}

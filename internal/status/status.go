@@ -207,10 +207,13 @@ func describeErr(err error) string {
 	}
 }
 
-// revision appends the source or applied revision to a Ready Flux object's message.
+// revision adds the source or applied revision to a Ready Flux object's message, unless
+// Flux's own message already names it.
 func revision(u *unstructured.Unstructured) (bool, string) {
+	cond, _ := Condition(u, "Ready")
+	msg, _ := cond["message"].(string)
 	for _, path := range [][]string{{"status", "artifact", "revision"}, {"status", "lastAppliedRevision"}} {
-		if rev, _, _ := unstructured.NestedString(u.Object, path...); rev != "" {
+		if rev, _, _ := unstructured.NestedString(u.Object, path...); rev != "" && !strings.Contains(msg, rev) {
 			return true, "revision " + rev
 		}
 	}
