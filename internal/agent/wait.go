@@ -210,7 +210,7 @@ func eventTime(ev corev1.Event) time.Time {
 }
 
 // ControlPlaneLabel marks control-plane nodes (Talos sets it).
-const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
+const ControlPlaneLabel = status.ControlPlaneLabel
 
 // waitControlPlane watches the control-plane nodes until every one is Ready. It names the
 // nodes still NotReady, with their condition message, whenever that changes.

@@ -2,10 +2,14 @@ package status
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -93,5 +97,29 @@ cluster infra (https://10.0.0.10:6443): 1 of 2 checks not Ready
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// A cluster that does not answer is an UnreachableError (exit 3), not a failed check; a
+// cluster the spec does not name is a spec error naming the file.
+func TestUnreachableAndUnknownCluster(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there any more
+	cfg := &rest.Config{Host: "https://" + addr, Timeout: 5 * time.Second}
+	const lab = "../../integration/testdata/lab"
+	k, err := NewChecker(lab, "infra", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := k.Run(context.Background())
+	if r != nil || !IsUnreachable(err) || !strings.Contains(err.Error(), addr) {
+		t.Errorf("report %v, error %v; want an UnreachableError naming %s", r, err, addr)
+	}
+	if _, err := NewChecker(lab, "staging", cfg); err == nil || !strings.Contains(err.Error(), `no cluster "staging"`) || !strings.Contains(err.Error(), "bootstrap/bootcore.yaml") {
+		t.Errorf("unknown cluster: %v", err)
 	}
 }
