@@ -65,9 +65,10 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 
 	// 2. The re-run, with the control plane restarted under it.
 	var (
-		mu     sync.Mutex
-		faults []string // what was injected, in order, with when it ended
-		wg     sync.WaitGroup
+		mu        sync.Mutex
+		faults    []string // what was injected, in order, with how long each took
+		faultsEnd time.Time
+		wg        sync.WaitGroup
 	)
 	inject := func(what string, f func(context.Context, time.Duration) error) {
 		start := time.Now()
@@ -77,6 +78,7 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 		}
 		mu.Lock()
 		faults = append(faults, fmt.Sprintf("%s (%s until serving again)", what, time.Since(start).Round(100*time.Millisecond)))
+		faultsEnd = time.Now()
 		mu.Unlock()
 	}
 	var onceInstall, onceHandover sync.Once
@@ -98,8 +100,12 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 			})
 		}
 	})
+	runEnd := time.Now()
 	defer dumpOnFailure(t, run)
 	wg.Wait()
+	if faultsEnd.After(runEnd) {
+		t.Errorf("the last fault ended %s after the agent exited: it did not hit the run", faultsEnd.Sub(runEnd).Round(100*time.Millisecond))
+	}
 	t.Logf("faults injected: %s", strings.Join(faults, "; "))
 	if len(faults) != 3 {
 		t.Fatalf("only %d of 3 faults hit the run (phases run %v)", len(faults), run.phasesRun())
