@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -264,5 +265,6 @@ func controlPlaneAddresses(ctx context.Context, c kubernetes.Interface) ([]strin
 		nodes = append(nodes, addr)
 	}
 	sort.Strings(nodes)
-	return nodes, nil
+	// Nodes behind one address (a NAT, a single-host lab) are one talosctl target.
+	return slices.Compact(nodes), nil
 }
