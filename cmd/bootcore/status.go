@@ -72,7 +72,7 @@ Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags
 			}
 			silenceKlog()
 			w := cmd.OutOrStdout()
-			print := func(r *status.Report) {
+			show := func(r *status.Report) {
 				if output == "json" {
 					_ = r.PrintJSON(w)
 				} else {
@@ -94,7 +94,7 @@ Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags
 					}
 					first = false
 					if rep != nil {
-						print(rep)
+						show(rep)
 					} else {
 						fmt.Fprintf(cmd.ErrOrStderr(), "bootcore status: %v\n", e)
 					}
@@ -108,7 +108,7 @@ Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags
 					return &exitError{code: statusInvalid, msg: "bootcore status: " + reachErr.Error()}
 				}
 				if r != nil {
-					print(r)
+					show(r)
 				}
 			}
 			switch {
