@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
@@ -313,40 +312,27 @@ func TestAgentGitServerDown(t *testing.T) {
 	if res.Bundle == "" {
 		t.Fatal("no support bundle")
 	}
-	zr, err := zip.OpenReader(res.Bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
 	var names []string
 	sourceLog, operatorLog := false, false
-	for _, f := range zr.File {
-		names = append(names, f.Name)
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range readBundle(t, res.Bundle) {
+		names = append(names, f.name)
+		data := f.data
 		if bytes.Contains(data, []byte(l.canary)) {
-			t.Errorf("bundle file %s contains the secret canary", f.Name)
+			t.Errorf("bundle file %s contains the secret canary", f.name)
 		}
-		if f.Name == "bootcore/flux/gitrepositories.yaml" && !bytes.Contains(data, []byte("flux-system")) {
-			t.Errorf("%s does not list GitRepository flux-system", f.Name)
+		if f.name == "bootcore/flux/gitrepositories.yaml" && !bytes.Contains(data, []byte("flux-system")) {
+			t.Errorf("%s does not list GitRepository flux-system", f.name)
 		}
 		// The controllers' own logs, read through the pods' log API as in a real cluster (the
 		// test bed serves each controller process's log as its pod's log).
-		if strings.HasPrefix(f.Name, "bootcore/logs/flux-system/source-controller-") && bytes.Contains(data, []byte(`"GitRepository"`)) &&
+		if strings.HasPrefix(f.name, "bootcore/logs/flux-system/source-controller-") && bytes.Contains(data, []byte(`"GitRepository"`)) &&
 			bytes.Contains(data, []byte("connection refused")) {
 			sourceLog = true
 		}
-		if strings.HasPrefix(f.Name, "bootcore/logs/flux-system/flux-operator-") && bytes.Contains(data, []byte("FluxInstance")) {
+		if strings.HasPrefix(f.name, "bootcore/logs/flux-system/flux-operator-") && bytes.Contains(data, []byte("FluxInstance")) {
 			operatorLog = true
 		}
-		if f.Name == "bootcore/secrets.txt" && !bytes.Contains(data, []byte("external-secrets/onepassword-connect type=Opaque keys=1password-credentials.json,token")) {
+		if f.name == "bootcore/secrets.txt" && !bytes.Contains(data, []byte("external-secrets/onepassword-connect type=Opaque keys=1password-credentials.json,token")) {
 			t.Errorf("secrets.txt does not list the bootstrap Secret by keys:\n%s", data)
 		}
 	}

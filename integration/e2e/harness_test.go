@@ -4,11 +4,13 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -531,6 +533,36 @@ func agentObjectVersions(t *testing.T, c *testbed.Cluster) map[string]string {
 		for _, o := range list.Items {
 			out[gvr.Resource+" "+o.GetNamespace()+"/"+o.GetName()] = o.GetResourceVersion()
 		}
+	}
+	return out
+}
+
+// bundleFile is one entry of a support bundle.
+type bundleFile struct {
+	name string
+	data []byte
+}
+
+// readBundle returns every entry of the support bundle at path.
+func readBundle(t *testing.T, path string) []bundleFile {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var out []bundleFile
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("bundle entry %s: %v", f.Name, err)
+		}
+		out = append(out, bundleFile{name: f.Name, data: data})
 	}
 	return out
 }

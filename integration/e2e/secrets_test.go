@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -125,24 +123,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("support bundle mode %o, want 600", st.Mode().Perm())
 	}
-	zr, err := zip.OpenReader(bundle[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
 	sawSecretList := false
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaks("bundle entry "+f.Name, data)
-		if f.Name == "bootcore/secrets.txt" {
+	for _, f := range readBundle(t, bundle[1]) {
+		data := f.data
+		leaks("bundle entry "+f.name, data)
+		if f.name == "bootcore/secrets.txt" {
 			sawSecretList = bytes.Contains(data, []byte("flux-system/bootcore-canary type=Opaque keys=from-file,from-sops")) &&
 				bytes.Contains(data, []byte("flux-system/sops-age"))
 		}
