@@ -495,13 +495,16 @@ func (b *scBed) commitApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.waitReady(t, "E2E-005", 3*time.Minute)
 	ks, err := b.c.Get(ctx, testbed.KustomizationGVR, "flux-system", "workloads")
 	if err != nil {
 		t.Fatal(err)
 	}
 	applied, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
+	if !strings.HasSuffix(applied, "sha1:"+head) {
+		t.Errorf("Kustomization flux-system/workloads applied %s, not commit %s", applied, head)
+	}
 	t.Logf("commit %s applied by Kustomization flux-system/workloads (lastAppliedRevision %s): ConfigMap smoke/e2e-005 with cluster=%s", head, applied, b.name)
-	b.waitReady(t, "E2E-005", 3*time.Minute)
 }
 
 // E2E-002: CoreDNS runs the replica count of cluster-settings; changing it in Git changes it.
