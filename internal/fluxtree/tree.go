@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ type Tree struct {
 	index map[Key]*Object
 	files *fileIndex
 	abs   string // absolute Root: the generator and the in-memory copy use it
+	// inflight are substitutions running off the walk's goroutine, in walk order (see flush).
+	inflight []*substitution
+	workers  chan struct{}
 	// problems, when not nil, collects errors so the walk goes on (LoadAll).
 	problems *[]Problem
 }
@@ -71,8 +75,12 @@ type Problem struct {
 
 func (p Problem) Error() string { return p.Err.Error() }
 
-// fail records err when collecting, else returns it to stop the walk.
+// fail records err when collecting, else returns it to stop the walk. Substitutions of
+// earlier Kustomizations are committed first, so problems keep the walk's order.
 func (t *Tree) fail(ks *unstructured.Unstructured, kind, name string, err error) error {
+	if ferr := t.flush(); ferr != nil {
+		return ferr
+	}
 	if t.problems == nil {
 		return err
 	}
@@ -158,7 +166,9 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Pro
 		files:          files,
 		problems:       problems,
 		abs:            abs,
+		workers:        make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
+	defer t.wait()
 
 	// The flux-system entry is applied by bootstrap with a plain kustomize build.
 	entry := &unstructured.Unstructured{Object: map[string]any{
@@ -172,11 +182,20 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Pro
 
 	// Breadth-first over the Kustomizations the builds produce. One whose substituteFrom
 	// objects do not exist yet waits until a later build produces them, as it would in-cluster.
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
 	pending := t.newKustomizations()
 	for len(pending) > 0 {
 		var waiting []*unstructured.Unstructured
 		progressed := false
 		for _, ks := range pending {
+			// Substitutions still running may produce the objects ks substitutes from.
+			if !t.substituteFromPresent(ks) {
+				if err := t.flush(); err != nil {
+					return nil, err
+				}
+			}
 			if missing := t.missingSubstituteFrom(ks); missing != "" {
 				waiting = append(waiting, ks)
 				continue
@@ -196,7 +215,13 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Pro
 			}
 			break
 		}
+		if err := t.flush(); err != nil {
+			return nil, err
+		}
 		pending = append(waiting, t.newKustomizations()...)
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -254,29 +279,7 @@ func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructu
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: kustomize build %s: %w", what, rel, err))
 	}
-	lookup := &objectReader{tree: t}
-	for _, res := range resources.Resources() {
-		out, err := kustomize.SubstituteVariables(ctx, lookup, *ks, res, kustomize.SubstituteWithStrict(true))
-		if err != nil {
-			err = fmt.Errorf("%s: postBuild substitution in %s %s (%s): %w", what, res.GetKind(), res.GetName(), t.files.locateKind(res.GetKind(), res.GetName()), err)
-			if err := t.fail(ks, res.GetKind(), res.GetName(), err); err != nil {
-				return err
-			}
-			continue
-		}
-		if out == nil { // substitution disabled by annotation
-			out = res
-		}
-		m, err := out.Map()
-		if err != nil {
-			return fmt.Errorf("%s: %s %s: %w", what, res.GetKind(), res.GetName(), err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if ns, ok, _ := unstructured.NestedString(ks.Object, "spec", "targetNamespace"); ok && ns != "" && u.GetNamespace() == "" {
-			u.SetNamespace(ns)
-		}
-		t.add(&Object{Unstructured: u, AppliedBy: ks.GetNamespace() + "/" + ks.GetName()})
-	}
+	t.substituteAsync(ctx, ks, what, resources.Resources())
 	return nil
 }
 
