@@ -1,8 +1,8 @@
 # Benchmarks (issue #8; bench/, docs/benchmarks.md). Included from the top-level Makefile.
 #
-#   make bench         run the benchmarks and rewrite docs/benchmarks.md (~30 min on 2 cores,
-#                      most of it the 2000-Kustomization trees; plus ~1 min the first time to
-#                      build the helm CLI)
+#   make bench         run the benchmarks and rewrite docs/benchmarks.md (~20 min on 2 cores:
+#                      the gen pairs, the scale trees and BENCH_AGENT_RUNS test-bed hand-overs;
+#                      plus the first time ~1 min to build the helm CLI and `make testbin`)
 #   make bench-smoke   every benchmark once on small inputs, and the report program on the result,
 #                      so the harness cannot rot (part of `make test`; well under a minute after
 #                      compiling). The agent benchmark boots a test-bed cluster and hands it over

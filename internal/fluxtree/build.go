@@ -26,7 +26,7 @@ import (
 // YAML files for messages (one read of the repository per walk).
 func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 	mem := filesys.MakeFsInMemory()
-	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}}
+	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}, walked: map[string]bool{}}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -52,7 +52,7 @@ func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 		}
 		if yamlFile {
 			rel, _ := filepath.Rel(root, p)
-			idx.add(rel, data)
+			idx.add(filepath.ToSlash(rel), data)
 		}
 		return nil
 	})

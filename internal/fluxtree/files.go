@@ -2,7 +2,7 @@ package fluxtree
 
 import (
 	"bytes"
-	"strings"
+	"path"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,7 +29,7 @@ type fileIndex struct {
 	lines map[string]int      // "path|Kind/name" -> line of the document that declares it
 	// walked are the directories Flux Kustomizations built; a declaration inside one of them
 	// is preferred over a same-named one elsewhere (e.g. a test fixture inside the repo).
-	walked []string
+	walked map[string]bool // relative directories; "" or "." is the whole repository
 }
 
 // add indexes the documents of one YAML file (path relative to the repository root).
@@ -61,9 +61,14 @@ func (idx *fileIndex) add(rel string, data []byte) {
 func (f *fileIndex) locateKind(kind, name string) string {
 	candidates := f.where[kind+"/"+name]
 	for _, c := range candidates {
-		for _, w := range f.walked {
-			if w == "" || w == "." || strings.HasPrefix(c, w+"/") {
+		// Is c inside a walked directory? Look its ancestors up (a tree of thousands of
+		// Kustomizations would make a scan of the walked list per lookup quadratic).
+		for d := path.Dir(c); ; d = path.Dir(d) {
+			if f.walked[d] || d == "." && f.walked[""] {
 				return c
+			}
+			if d == "." || d == "/" {
+				break
 			}
 		}
 	}

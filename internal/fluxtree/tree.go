@@ -258,7 +258,7 @@ func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructu
 	rel, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
 	rel = strings.TrimPrefix(filepath.Clean("/"+rel), "/")
 	dir := filepath.Join(t.abs, rel)
-	t.files.walked = append(t.files.walked, rel)
+	t.files.walked[filepath.ToSlash(rel)] = true
 	if !work.IsDir(dir) {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s (%s): spec.path %q does not exist in the repository", what, t.files.locate(ks), rel))
 	}
