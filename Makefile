@@ -15,8 +15,9 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
-test-unit:
-	$(GO) test -count=1 $(UNIT_PKGS)
+# Some package tests (the agent's watch-driven waits) need a real API server: the test-bed binaries.
+test-unit: testbin
+	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(GO) test -count=1 $(UNIT_PKGS)
 
 # Everything: unit tests, the committed lab output is current, and the test-bed suites.
 test: vet gen-check check test-unit fuzz-smoke test-integration
