@@ -61,3 +61,15 @@ func (w *waker) ensure(targets []target) {
 		}()
 	}
 }
+
+// allLive says whether every target has a running watch.
+func (w *waker) allLive(targets []target) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range targets {
+		if !w.live[t.String()] {
+			return false
+		}
+	}
+	return true
+}
