@@ -212,7 +212,7 @@ func render(r *results, smoke bool) string {
 	if smoke {
 		p("> **Smoke run** (`make bench-smoke`): one iteration of each benchmark on small inputs. These numbers say nothing about performance.\n\n")
 	}
-	p("Issue #8: `bootcore gen` against the `helm template` pipeline users run today and against the Helm engine's own render time, the parse and lint time of large Flux trees, and gen's memory. Run `make bench` to measure again and rewrite this file%s.\n\n", took(r))
+	p("Issue #8: `bootcore gen` against the `helm template` pipeline users run today and against the Helm engine's own render time, the agent's detection latency, CPU, memory and re-run time on the test bed against a 2-second poll loop, the parse and lint time of large Flux trees, and gen's memory. Run `make bench` to measure again and rewrite this file%s.\n\n", took(r))
 
 	// Machine.
 	p("## Machine\n\n| | |\n| --- | --- |\n")
