@@ -393,29 +393,48 @@ func (metalMode) InContainer() bool     { return false }
 // encoded config's size by a few bytes between processes.
 var bundleTime = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
+// bundle is one contract's secrets bundle, generated once (possibly in the background).
+type bundle struct {
+	once sync.Once
+	b    *secrets.Bundle
+	err  error
+}
+
 var bundles = struct {
 	sync.Mutex
-	byContract map[string]*secrets.Bundle
-}{byContract: map[string]*secrets.Bundle{}}
+	byContract map[string]*bundle
+}{byContract: map[string]*bundle{}}
+
+func bundleFor(contract *config.VersionContract) *bundle {
+	bundles.Lock()
+	defer bundles.Unlock()
+	e, ok := bundles.byContract[contract.String()]
+	if !ok {
+		e = &bundle{}
+		bundles.byContract[contract.String()] = e
+	}
+	return e
+}
 
 // secretsBundle caches one bundle per contract: the RSA service-account key takes hundreds of
 // milliseconds, and the secrets only have to be realistic in shape and size.
 func secretsBundle(contract *config.VersionContract) (*secrets.Bundle, error) {
-	bundles.Lock()
-	defer bundles.Unlock()
+	e := bundleFor(contract)
+	e.once.Do(func() {
+		e.b, e.err = secrets.NewBundle(secrets.NewFixedClock(bundleTime), contract)
+	})
+	return e.b, e.err
+}
 
-	if b, ok := bundles.byContract[contract.String()]; ok {
-		return b, nil
-	}
-
-	b, err := secrets.NewBundle(secrets.NewFixedClock(bundleTime), contract)
+// Prewarm starts generating the throwaway secrets bundle of talosVersion's contract in the
+// background, so its key generation overlaps the tree walk and the renders instead of
+// following them. An invalid version is left to Generate to report.
+func Prewarm(talosVersion string) {
+	contract, err := config.ParseContractFromVersion(talosVersion)
 	if err != nil {
-		return nil, err
+		return
 	}
-
-	bundles.byContract[contract.String()] = b
-
-	return b, nil
+	go func() { _, _ = secretsBundle(contract) }()
 }
 
 // recoverTo turns a panic deep in machinery into an error: bad input must never crash the caller.

@@ -4,6 +4,7 @@ package gen
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,7 +103,12 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: o.StripCRDDescriptions, used: map[string]chartsource.LockEntry{}, logf: logf}
+	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: o.StripCRDDescriptions, used: map[string]chartsource.LockEntry{}, logf: logf,
+		digests: map[*chart.Chart]string{}, crdRuns: map[string][]render.Object{}}
+	for _, n := range names {
+		c, _ := s.Cluster(n)
+		talos.Prewarm(c.TalosVersion)
+	}
 	result := &Output{Files: map[string][]byte{}}
 	for _, n := range names {
 		c, _ := s.Cluster(n)
@@ -151,6 +157,8 @@ type generator struct {
 	strip   bool
 	used    map[string]chartsource.LockEntry
 	logf    func(format string, args ...any)
+	digests map[*chart.Chart]string    // content digest of each fetched chart
+	crdRuns map[string][]render.Object // phase-0 renders by their inputs (see renderCRDs)
 }
 
 func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
@@ -267,6 +275,7 @@ func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Char
 		from += " " + r.Chart.URL
 	}
 	g.logf("%s: chart %s from %s (%s)", r.Origin(), strings.TrimSpace(r.Chart.Chart+" "+r.Chart.Version), from, res.Digest)
+	g.digests[res.Chart] = res.Digest
 	for _, e := range res.Lock {
 		g.used[e.Source+" "+e.Chart+" "+e.Version] = e
 	}
@@ -303,7 +312,7 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		if err != nil {
 			return nil, err
 		}
-		objs, err := render.Render(render.Input{
+		objs, err := g.renderCRDs(render.Input{
 			Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
 			Values: fluxtree.MergeValues(rel.Values, src.Values), KubeVersion: c.KubernetesVersion, IncludeCRDDir: true,
 		})
@@ -340,6 +349,29 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		}
 	}
 	return crds, nil
+}
+
+// renderCRDs renders a phase-0 source once per distinct input: clusters usually share their CRD
+// sources, and these charts carry megabytes of CRDs. Callers get their own copies, since phase 0
+// marks and strips the objects.
+func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
+	values, err := json.Marshal(in.Values) // map keys sorted: equal values, equal bytes
+	if err != nil {
+		return nil, err
+	}
+	key := strings.Join([]string{g.digests[in.Chart], in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
+	objs, ok := g.crdRuns[key]
+	if !ok || g.digests[in.Chart] == "" {
+		if objs, err = render.Render(in); err != nil {
+			return nil, err
+		}
+		g.crdRuns[key] = objs
+	}
+	out := make([]render.Object, len(objs))
+	for i, o := range objs {
+		out[i] = render.Object{Unstructured: o.DeepCopy(), Template: o.Template}
+	}
+	return out, nil
 }
 
 // phase1 renders the CNI release with the boot-only overrides and applies the boot guards.
