@@ -31,7 +31,7 @@ BENCH_TEST = $(BENCH_DIR)/bench.test -test.run '^$$' -test.timeout 3h
 
 bench-tools:
 	@BOOTCORE_TESTBIN=$(TESTBIN_DIR) bash integration/tools/testbin.sh helm
-	$(GO) build -o $(BENCH_DIR)/bootcore ./cmd/bootcore
+	$(GO) build -tags $(BUILD_TAGS) -o $(BENCH_DIR)/bootcore ./cmd/bootcore
 	$(GO) build -o $(BENCH_DIR)/crdfilter ./bench/cmd/crdfilter
 	$(GO) build -o $(BENCH_DIR)/peakrss ./bench/cmd/peakrss
 	$(GO) test -c -o $(BENCH_DIR)/bench.test ./bench

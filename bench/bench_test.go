@@ -219,7 +219,8 @@ func tool(env, dir, name, pkg string) (string, error) {
 		return p, nil
 	}
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	// The tag the Makefile builds bootcore with (see BUILD_TAGS there).
+	cmd := exec.Command("go", "build", "-tags", "kustomize_disable_go_plugin_support", "-o", out, pkg)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
 	}
