@@ -270,6 +270,19 @@ func TestAgentTalosNodeRejects(t *testing.T) {
 	}
 	if res.Bundle == "" {
 		t.Error("no support bundle")
+	} else {
+		// With a Talos client the bundle holds go-talos-support's node collectors too (the
+		// stand-in serves Version, so each node's summary is there).
+		summaries := 0
+		for _, f := range readBundle(t, res.Bundle) {
+			if strings.HasPrefix(f.name, "talos/") && strings.HasSuffix(f.name, "/summary") &&
+				bytes.Contains(f.data, []byte("Server:")) && bytes.Contains(f.data, []byte("v1.14.1")) {
+				summaries++
+			}
+		}
+		if summaries != len(nodes) {
+			t.Errorf("bundle holds the Talos summary of %d nodes, want %d", summaries, len(nodes))
+		}
 	}
 	tl.assertNoKeyLeak(t, r)
 

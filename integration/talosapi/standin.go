@@ -78,10 +78,11 @@ type Options struct {
 
 // Cluster is a set of stand-in control-plane nodes.
 type Cluster struct {
-	Name       string
-	Nodes      []*Node
-	bundle     *secrets.Bundle
-	kubeconfig []byte
+	Name         string
+	talosVersion string
+	Nodes        []*Node
+	bundle       *secrets.Bundle
+	kubeconfig   []byte
 }
 
 // Node is one stand-in control-plane node; its Address is both its endpoint and its node name.
@@ -135,7 +136,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, fmt.Errorf("patch %d: %w", i+1, err)
 		}
 	}
-	c := &Cluster{Name: o.ClusterName, bundle: bundle, kubeconfig: o.Kubeconfig}
+	c := &Cluster{Name: o.ClusterName, talosVersion: o.TalosVersion, bundle: bundle, kubeconfig: o.Kubeconfig}
 	for range o.Nodes {
 		n := &Node{cluster: c, st: state.WrapCore(namespaced.NewState(inmem.Build))}
 		// Every node boots from the same config, validated as it would be.
@@ -378,6 +379,18 @@ func (s *machineService) Kubeconfig(_ *emptypb.Empty, srv grpc.ServerStreamingSe
 		}
 	}
 	return nil
+}
+
+// Version answers as machined does (go-talos-support's "summary" collector reads it).
+func (s *machineService) Version(ctx context.Context, _ *emptypb.Empty) (*machineapi.VersionResponse, error) {
+	n, err := s.endpoint.target(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &machineapi.VersionResponse{Messages: []*machineapi.Version{{
+		Metadata: &common.Metadata{Hostname: n.Address},
+		Version:  &machineapi.VersionInfo{Tag: n.cluster.talosVersion, Arch: "amd64", Os: "linux", GoVersion: "stand-in"},
+	}}}, nil
 }
 
 // ApplyConfiguration loads and validates the config as a node does; accepted, it becomes the

@@ -105,6 +105,7 @@ func (s *state) writeBundle(failure error) (string, error) {
 	opts := bundle.NewOptions(bundle.WithArchive(archive), bundle.WithLogOutput(&logBuf), bundle.WithNumWorkers(2))
 	cols := collectors.GetKubernetesCollectors(ctx, opts.Log, s.k.clientset)
 	cols = append(cols, s.bundleCollectors(ctx, failure)...)
+	cols = append(cols, s.talosCollectors(ctx, opts.Log)...)
 	if err := support.CreateSupportBundle(ctx, opts, cols...); err != nil {
 		return path, err
 	}
@@ -276,4 +277,26 @@ func (s *state) logCollectors(ctx context.Context, namespace string) []*collecto
 		}
 	}
 	return out
+}
+
+// talosSupport is a Talos API that offers go-talos-support's node collectors.
+type talosSupport interface {
+	SupportCollectors(ctx context.Context, log collectors.Logger, nodes []string) []*collectors.Collector
+}
+
+// talosCollectors adds the Talos side of the bundle (as talosctl support does) when the agent
+// holds a Talos client: per control-plane node, dmesg, service logs, resources, version.
+func (s *state) talosCollectors(ctx context.Context, log collectors.Logger) []*collectors.Collector {
+	t, ok := s.opts.Talos.(talosSupport)
+	if !ok || s.opts.Talos == nil {
+		return nil
+	}
+	nodes := s.opts.Talos.Nodes()
+	if len(nodes) == 0 {
+		var err error
+		if nodes, err = controlPlaneAddresses(ctx, s.k.client); err != nil {
+			return nil
+		}
+	}
+	return t.SupportCollectors(ctx, log, nodes)
 }

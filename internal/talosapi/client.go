@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/siderolabs/go-talos-support/support/collectors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,4 +210,16 @@ func (c *Client) Release(ctx context.Context, node string, patch []byte, names [
 		return nil, fmt.Errorf("node %s: after applying the post-handover patch the machine config still has inline manifest(s) %s", node, strings.Join(left, ", "))
 	}
 	return present, nil
+}
+
+// SupportCollectors are go-talos-support's Talos collectors for each node (dmesg, service logs,
+// resources, processes, version), under talos/<node>/ in a support bundle. A collector the
+// node cannot serve leaves its file out.
+func (c *Client) SupportCollectors(ctx context.Context, log collectors.Logger, nodes []string) []*collectors.Collector {
+	var out []*collectors.Collector
+	for _, node := range nodes {
+		cols, _ := collectors.GetTalosNodeCollectors(client.WithNode(ctx, node), log, c.c)
+		out = append(out, collectors.WithSource(collectors.WithFolder(cols, "talos/"+node), node)...)
+	}
+	return out
 }
