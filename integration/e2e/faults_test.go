@@ -137,7 +137,7 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 	if ref.code != 0 {
 		t.Fatalf("uninterrupted run: exit %d: %s", ref.code, ref.result().Message)
 	}
-	want, got := ownedObjectSet(t, twin), ownedObjectSet(t, c)
+	want, got := objectSet(t, twin), objectSet(t, c)
 	if !slices.Equal(want, got) {
 		t.Errorf("object sets differ:\nuninterrupted only: %v\nfaulted only: %v", minus(want, got), minus(got, want))
 	}
@@ -191,61 +191,6 @@ func killMidHelmInstall(t *testing.T, c *testbed.Cluster, l *lab) string {
 	}
 }
 
-// ownedObjectSet lists the hand-over's objects (objectSet's kinds) with their owner
-// metadata: owner references (kind/name), Helm's ownership annotations and Flux's and
-// Helm's ownership labels. Helm releases appear by name and status.
-func ownedObjectSet(t *testing.T, c *testbed.Cluster) []string {
-	t.Helper()
-	ctx := context.Background()
-	owner := func(m metav1.Object) string {
-		var parts []string
-		for _, r := range m.GetOwnerReferences() {
-			parts = append(parts, "ownerRef="+r.Kind+"/"+r.Name)
-		}
-		for _, k := range []string{"meta.helm.sh/release-name", "meta.helm.sh/release-namespace", "config.k8s.io/owning-inventory"} {
-			if v := m.GetAnnotations()[k]; v != "" {
-				parts = append(parts, k+"="+v)
-			}
-		}
-		for _, k := range []string{"app.kubernetes.io/managed-by", "helm.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/namespace",
-			"kustomize.toolkit.fluxcd.io/name", "kustomize.toolkit.fluxcd.io/namespace"} {
-			if v := m.GetLabels()[k]; v != "" {
-				parts = append(parts, k+"="+v)
-			}
-		}
-		sort.Strings(parts)
-		return strings.Join(parts, ",")
-	}
-	var out []string
-	for _, gvr := range managedObjectGVR {
-		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range list.Items {
-			if strings.HasPrefix(o.GetName(), "system:") || strings.HasPrefix(o.GetName(), "kube-root-ca") || o.GetName() == "bootcore-readonly" {
-				continue
-			}
-			out = append(out, fmt.Sprintf("%s %s/%s [%s]", gvr.Resource, o.GetNamespace(), o.GetName(), owner(&o)))
-		}
-	}
-	secrets, err := c.Client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range secrets.Items {
-		if s.Type == "helm.sh/release.v1" {
-			if s.Labels["status"] == "deployed" {
-				out = append(out, fmt.Sprintf("helm-release %s/%s deployed", s.Namespace, s.Labels["name"]))
-			}
-			continue
-		}
-		out = append(out, fmt.Sprintf("secrets %s/%s [%s]", s.Namespace, s.Name, owner(&s)))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // assertHelmHistoriesClean: every revision of every Helm release is deployed or superseded
 // (none failed, none pending), and each release has exactly one deployed revision.
 func assertHelmHistoriesClean(t *testing.T, c *testbed.Cluster) {
@@ -289,7 +234,7 @@ func controllerCrash(t *testing.T, c *testbed.Cluster, l *lab) {
 	}
 	// A spec change that renders the same objects: only the generation moves.
 	head, err := l.git.Commit("lab", "coredns: reconcile every 9m", func(wt string) error {
-		return replaceInFile(filepath.Join(wt, "kubernetes/infrastructure/networking/coredns/helmrelease.yaml"), "interval: 10m", "interval: 9m")
+		return editFile(filepath.Join(wt, "kubernetes/infrastructure/networking/coredns/helmrelease.yaml"), "interval: 10m", "interval: 9m")
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -360,15 +305,4 @@ func runStatus(t *testing.T, l *lab, c *testbed.Cluster) statusRun {
 		_ = json.Unmarshal(sc.Bytes(), &r.report)
 	}
 	return r
-}
-
-func replaceInFile(path, old, new string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if !bytes.Contains(data, []byte(old)) {
-		return fmt.Errorf("%s does not contain %q", path, old)
-	}
-	return os.WriteFile(path, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644)
 }

@@ -455,8 +455,8 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// objectSet lists the objects of the kinds the hand-over produces, by kind, namespace and
-// name, plus each Helm release's name and status (release Secrets are numbered by revision,
+// objectSet lists the objects of the kinds the hand-over produces, by kind, namespace, name and owner metadata (ownerMeta),
+// plus each Helm release's name and status (release Secrets are numbered by revision,
 // which differs with the path taken). Events, pods, leases and the like are not compared.
 func objectSet(t *testing.T, c *testbed.Cluster) []string {
 	t.Helper()
@@ -472,7 +472,7 @@ func objectSet(t *testing.T, c *testbed.Cluster) []string {
 			if strings.HasPrefix(o.GetName(), "system:") || strings.HasPrefix(o.GetName(), "kube-root-ca") || o.GetName() == "bootcore-readonly" {
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s %s/%s", gvr.Resource, o.GetNamespace(), o.GetName()))
+			out = append(out, fmt.Sprintf("%s %s/%s [%s]", gvr.Resource, o.GetNamespace(), o.GetName(), ownerMeta(&o)))
 		}
 	}
 	secrets, err := c.Client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
@@ -486,10 +486,32 @@ func objectSet(t *testing.T, c *testbed.Cluster) []string {
 			}
 			continue
 		}
-		out = append(out, fmt.Sprintf("secrets %s/%s", s.Namespace, s.Name))
+		out = append(out, fmt.Sprintf("secrets %s/%s [%s]", s.Namespace, s.Name, ownerMeta(&s)))
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ownerMeta is what says who owns an object: owner references, Helm's and Talos's inventory
+// annotations, Helm's and Flux's labels.
+func ownerMeta(m metav1.Object) string {
+	var parts []string
+	for _, r := range m.GetOwnerReferences() {
+		parts = append(parts, "ownerRef="+r.Kind+"/"+r.Name)
+	}
+	for _, k := range []string{"meta.helm.sh/release-name", "meta.helm.sh/release-namespace", "config.k8s.io/owning-inventory"} {
+		if v := m.GetAnnotations()[k]; v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	for _, k := range []string{"app.kubernetes.io/managed-by", "helm.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/namespace",
+		"kustomize.toolkit.fluxcd.io/name", "kustomize.toolkit.fluxcd.io/namespace"} {
+		if v := m.GetLabels()[k]; v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }
 
 // versions maps each agent-managed object to its resourceVersion, to prove a run wrote nothing.

@@ -117,6 +117,16 @@ func readyCondition(node *corev1.Node) *corev1.NodeCondition {
 	return nil
 }
 
+// hasNotReadyTaint reports whether the node carries the kubelet's not-ready:NoSchedule taint.
+func hasNotReadyTaint(node *corev1.Node) bool {
+	for _, t := range node.Spec.Taints {
+		if t.Key == corev1.TaintNodeNotReady && t.Effect == corev1.TaintEffectNoSchedule {
+			return true
+		}
+	}
+	return false
+}
+
 // NodeReady reports whether the node's Ready condition is True.
 func NodeReady(node *corev1.Node) bool {
 	c := readyCondition(node)
