@@ -114,9 +114,16 @@ spec:
 	if err := c.WaitCondition(ctx, testbed.KustomizationGVR, "flux-system", "apps", "Ready", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	ks, _ := c.Get(ctx, testbed.KustomizationGVR, "flux-system", "apps")
-	if rev, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision"); !strings.HasSuffix(rev, first) {
-		t.Errorf("Kustomization applied %q, want commit %s", rev, first)
+	var applied string
+	if err := c.WaitFor(ctx, "commit "+first+" applied", time.Minute, func(ctx context.Context) (bool, error) {
+		ks, err := c.Get(ctx, testbed.KustomizationGVR, "flux-system", "apps")
+		if err != nil {
+			return false, nil
+		}
+		applied, _, _ = unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
+		return strings.HasSuffix(applied, first), nil
+	}); err != nil {
+		t.Errorf("Kustomization applied %q, want commit %s: %v", applied, first, err)
 	}
 	if got := configMapValue(t, c, "default", "greeting", "text"); got != "hello v1" {
 		t.Errorf("greeting = %q", got)
