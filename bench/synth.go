@@ -81,31 +81,7 @@ hubble:
     auto:
       enabled: false
 `)
-		w.file("kubernetes/clusters/"+c.name+"/flux-system/gotk-sync.yaml", fmt.Sprintf(`---
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: flux-system
-  namespace: flux-system
-spec:
-  interval: 1m
-  ref:
-    branch: main
-  url: https://git.example.com/synthetic.git
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: flux-system
-  namespace: flux-system
-spec:
-  interval: 10m
-  path: ./kubernetes/clusters/%s
-  prune: true
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-`, c.name))
+		w.file("kubernetes/clusters/"+c.name+"/flux-system/gotk-sync.yaml", gotkSync("synthetic", c.name))
 		w.file("kubernetes/clusters/"+c.name+"/flux-system/kustomization.yaml", kustomization("gotk-sync.yaml"))
 		w.file("kubernetes/clusters/"+c.name+"/kustomization.yaml", kustomization("flux-system", "cluster-settings.yaml", "infrastructure.yaml"))
 		w.file("kubernetes/clusters/"+c.name+"/cluster-settings.yaml", fmt.Sprintf(`---
@@ -216,31 +192,7 @@ cni:
   helmRelease: kube-system/cilium
 output: generated
 `)
-	w.file("kubernetes/clusters/scale/flux-system/gotk-sync.yaml", `---
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: flux-system
-  namespace: flux-system
-spec:
-  interval: 1m
-  ref:
-    branch: main
-  url: https://git.example.com/scale.git
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: flux-system
-  namespace: flux-system
-spec:
-  interval: 10m
-  path: ./kubernetes/clusters/scale
-  prune: true
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-`)
+	w.file("kubernetes/clusters/scale/flux-system/gotk-sync.yaml", gotkSync("scale", "scale"))
 	w.file("kubernetes/clusters/scale/flux-system/kustomization.yaml", kustomization("gotk-sync.yaml"))
 	w.file("kubernetes/clusters/scale/kustomization.yaml", kustomization("flux-system", "cluster-settings.yaml", "cni.yaml", "apps.yaml"))
 	w.file("kubernetes/clusters/scale/cluster-settings.yaml", `---
@@ -334,6 +286,36 @@ spec:
 }
 
 // --- Flux objects -------------------------------------------------------------------------
+
+// gotkSync is a cluster's Flux entry, as flux bootstrap writes it: the Git source of repo and
+// the Kustomization of kubernetes/clusters/<cluster>.
+func gotkSync(repo, cluster string) string {
+	return fmt.Sprintf(`---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m
+  ref:
+    branch: main
+  url: https://git.example.com/%s.git
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: ./kubernetes/clusters/%s
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+`, repo, cluster)
+}
 
 func kustomization(resources ...string) string {
 	var b strings.Builder
