@@ -7,7 +7,9 @@
 
 TESTBIN_DIR    ?= $(CURDIR)/integration/.testbin
 TESTBIN_GROUPS ?=
-INTEGRATION_TEST_FLAGS ?= -count=1 -timeout 50m
+# -p 1: one package at a time. The test bed runs real control planes on a 2-core runner; with the
+# e2e package beside it, load-induced races in kube-controller-manager showed up as flakes.
+INTEGRATION_TEST_FLAGS ?= -count=1 -p 1 -timeout 50m
 
 .PHONY: testbin test-integration
 

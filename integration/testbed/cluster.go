@@ -260,17 +260,14 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 	}); err != nil {
 		return err
 	}
-	// A node created without conditions loses its not-ready taint to the node lifecycle controller
-	// (taints follow conditions), which puts it back once kwok reports Ready=False. In between
-	// ordinary pods could land on a NotReady node, which a kubelet-registered node never allows:
-	// so the cluster is ready only once every node has both again.
+	// kwok's initialize stage gives each node its addresses and kubelet endpoint (phase Running).
 	return c.waitFor(ctx, "kwok to initialise nodes", 60*time.Second, func(ctx context.Context) (bool, error) {
 		nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
 		}
 		for _, n := range nodes.Items {
-			if readyCondition(&n) == nil || !hasNotReadyTaint(&n) {
+			if n.Status.Phase != corev1.NodeRunning || readyCondition(&n) == nil || !hasNotReadyTaint(&n) {
 				return false, nil
 			}
 		}

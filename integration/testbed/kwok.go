@@ -95,6 +95,14 @@ func (c *Cluster) createNode(ctx context.Context, name string, controlPlane bool
 		Spec: corev1.NodeSpec{
 			Taints: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}},
 		},
+		// A kubelet registers its node with its status already set. A node created without a
+		// Ready condition loses the not-ready taint to the node lifecycle controller (taints
+		// follow conditions), and that removal can land after kwok has reported NotReady,
+		// opening a window in which ordinary pods are scheduled onto a NotReady node.
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: reasonNotReady, Message: messageNoCNI,
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+		}}},
 	}
 	if controlPlane {
 		node.Labels[LabelControlPlane] = ""

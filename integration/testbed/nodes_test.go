@@ -101,19 +101,29 @@ func TestNodesNotReadyUntilCilium(t *testing.T) {
 	if err := c.Apply(ctx, []byte(workloads)); err != nil {
 		t.Fatal(err)
 	}
+	var seen string // what the last poll saw, for the failure message
 	if err := c.WaitFor(ctx, "web pods unschedulable", 30*time.Second, func(ctx context.Context) (bool, error) {
 		pods, err := c.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		if err != nil || len(pods.Items) != 3 {
+		if err != nil {
+			seen = err.Error()
 			return false, nil
 		}
+		seen = fmt.Sprintf("%d web pods", len(pods.Items))
+		ok := len(pods.Items) == 3
 		for _, p := range pods.Items {
+			seen += fmt.Sprintf("; %s node=%q conditions=%v", p.Name, p.Spec.NodeName, p.Status.Conditions)
 			if p.Spec.NodeName != "" || !hasCondition(p.Status.Conditions, corev1.PodScheduled, corev1.ConditionFalse, "Unschedulable") {
-				return false, nil
+				ok = false
 			}
 		}
-		return true, nil
+		return ok, nil
 	}); err != nil {
-		t.Fatal(err)
+		if nodes, lerr := c.Nodes(ctx, ""); lerr == nil {
+			for _, n := range nodes {
+				seen += fmt.Sprintf("; node %s taints=%v", n.Name, n.Spec.Taints)
+			}
+		}
+		t.Fatalf("%v; last seen: %s", err, seen)
 	}
 	if err := c.WaitNodesReady(ctx, "", false, time.Second); err != nil {
 		t.Fatalf("nodes became Ready without a CNI: %v", err)

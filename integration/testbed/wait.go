@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -153,13 +154,32 @@ func (c *Cluster) WaitDaemonSetRolledOut(ctx context.Context, namespace, name st
 			last = err.Error()
 			return false, nil
 		}
-		last = fmt.Sprintf("ready %d updated %d of %d", ds.Status.NumberReady, ds.Status.UpdatedNumberScheduled, ds.Status.DesiredNumberScheduled)
+		last = fmt.Sprintf("ready %d updated %d available %d misscheduled %d of %d (generation %d observed %d)", ds.Status.NumberReady, ds.Status.UpdatedNumberScheduled, ds.Status.NumberAvailable, ds.Status.NumberMisscheduled, ds.Status.DesiredNumberScheduled, ds.Generation, ds.Status.ObservedGeneration)
 		return daemonSetDone(ds), nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w (last seen: %s)", err, last)
+		return fmt.Errorf("%w (last seen: %s%s)", err, last, c.podsSummary(namespace, name))
 	}
 	return nil
+}
+
+// podsSummary describes the pods a DaemonSet owns, for a failed wait.
+func (c *Cluster) podsSummary(namespace, owner string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pods, err := c.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "; pods: " + err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		for _, ref := range p.OwnerReferences {
+			if ref.Name == owner {
+				fmt.Fprintf(&b, "; pod %s node=%q phase=%s ready=%v deleting=%v", p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p), p.DeletionTimestamp != nil)
+			}
+		}
+	}
+	return b.String()
 }
 
 func daemonSetDone(ds *appsv1.DaemonSet) bool {
