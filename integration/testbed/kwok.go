@@ -25,10 +25,14 @@ const (
 //go:embed kwokstages/node-initialize-notready.yaml
 var nodeInitializeNotReady []byte
 
+//go:embed kwokstages/pod-status-resync.yaml
+var podStatusResync []byte
+
 // writeKwokStages writes kwok's --config: our node-initialize stage (nodes
-// start NotReady) plus, unchanged, the stages `make testbin` copied from the
-// kwok module: node/heartbeat-with-lease and pod/fast. kwok's node/fast
-// initialize stage is replaced, not used, because it forces Ready=True.
+// start NotReady) and pod-status-resync stage (a kubelet's status sync) plus,
+// unchanged, the stages `make testbin` copied from the kwok module:
+// node/heartbeat-with-lease and pod/fast. kwok's node/fast initialize stage is
+// replaced, not used, because it forces Ready=True.
 func writeKwokStages(testbin, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -40,6 +44,8 @@ func writeKwokStages(testbin, dir string) (string, error) {
 	sort.Strings(files)
 	var buf bytes.Buffer
 	buf.Write(nodeInitializeNotReady)
+	buf.WriteString("\n---\n")
+	buf.Write(podStatusResync)
 	found := 0
 	for _, f := range files {
 		base := filepath.Base(f)

@@ -159,6 +159,16 @@ func TestNodesNotReadyUntilCilium(t *testing.T) {
 		t.Errorf("node-agent on %d nodes, want the 2 workers", agent.Status.DesiredNumberScheduled)
 	}
 
+	// The node lifecycle controller marks a pod not ready when it lags behind its node turning
+	// Ready; as a kubelet, the test bed puts the pod's Ready condition back.
+	name := markPodNotReady(ctx, t, c, "default", "app=web")
+	if err := c.WaitFor(ctx, "pod "+name+" Ready again", 30*time.Second, func(ctx context.Context) (bool, error) {
+		pod, err := c.Client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		return err == nil && hasCondition(pod.Status.Conditions, corev1.PodReady, corev1.ConditionTrue, ""), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Without the CNI the nodes report NotReady again.
 	if err := c.Client.AppsV1().DaemonSets("kube-system").Delete(ctx, "cilium", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -239,4 +249,25 @@ func logResources(t *testing.T, c *testbed.Cluster) {
 		parts = append(parts, fmt.Sprintf("%s %d MiB", n, rss[n]>>20))
 	}
 	t.Logf("cluster %s: started in %s; RSS %d MiB (%s)", c.Name, c.StartupDuration().Round(100*time.Millisecond), total>>20, strings.Join(parts, ", "))
+}
+
+// markPodNotReady does what the node lifecycle controller's MarkPodsNotReady does to one pod:
+// its Ready condition goes False, ContainersReady stays True.
+func markPodNotReady(ctx context.Context, t *testing.T, c *testbed.Cluster, namespace, selector string) string {
+	t.Helper()
+	pods, err := c.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("pods %s: %v (%d found)", selector, err, len(pods.Items))
+	}
+	pod := pods.Items[0]
+	for i, cond := range pod.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			pod.Status.Conditions[i].Status = corev1.ConditionFalse
+			pod.Status.Conditions[i].LastTransitionTime = metav1.Now()
+		}
+	}
+	if _, err := c.Client.CoreV1().Pods(namespace).UpdateStatus(ctx, &pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return pod.Name
 }
