@@ -151,12 +151,32 @@ func TestNodesNotReadyUntilCilium(t *testing.T) {
 	if err := c.WaitDeploymentRolledOut(ctx, "default", "web", 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WaitDaemonSetRolledOut(ctx, "default", "node-agent", time.Minute); err != nil {
+	// A worker's not-ready taint goes a moment after the node turns Ready, so the DaemonSet may
+	// first count one worker: wait for both, then check where its pods run.
+	seen = ""
+	if err := c.WaitFor(ctx, "node-agent Ready on both workers", time.Minute, func(ctx context.Context) (bool, error) {
+		ds, err := c.Client.AppsV1().DaemonSets("default").Get(ctx, "node-agent", metav1.GetOptions{})
+		if err != nil {
+			seen = err.Error()
+			return false, nil
+		}
+		st := ds.Status
+		seen = fmt.Sprintf("desired %d ready %d updated %d", st.DesiredNumberScheduled, st.NumberReady, st.UpdatedNumberScheduled)
+		return st.ObservedGeneration >= ds.Generation && st.DesiredNumberScheduled == 2 && st.NumberReady == 2 && st.UpdatedNumberScheduled == 2, nil
+	}); err != nil {
+		t.Fatalf("%v; last seen: %s", err, seen)
+	}
+	agentPods, err := c.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=node-agent"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	agent, _ := c.Client.AppsV1().DaemonSets("default").Get(ctx, "node-agent", metav1.GetOptions{})
-	if agent.Status.DesiredNumberScheduled != 2 {
-		t.Errorf("node-agent on %d nodes, want the 2 workers", agent.Status.DesiredNumberScheduled)
+	var agentNodes []string
+	for _, p := range agentPods.Items {
+		agentNodes = append(agentNodes, p.Spec.NodeName)
+	}
+	sort.Strings(agentNodes)
+	if fmt.Sprint(agentNodes) != "[worker-1 worker-2]" {
+		t.Errorf("node-agent pods on %v, want the 2 workers", agentNodes)
 	}
 
 	// The node lifecycle controller marks a pod not ready when it lags behind its node turning
