@@ -422,6 +422,15 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 			rel.Origin(), strings.Join(hints, "\n  - "))
 	}
 
+	// What boots is what helm-controller installs: its post-renderers run on the manifest too.
+	rendered := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		rendered[i] = o.Unstructured
+	}
+	if rendered, err = fluxtree.PostRender(rel.HR, rendered); err != nil {
+		return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+	}
+
 	scopes := crdScopes(crds)
 	releaseNS := rel.HR.GetReleaseNamespace()
 	var out []*unstructured.Unstructured
@@ -432,10 +441,10 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		ns.SetName(releaseNS)
 		out = append(out, ns)
 	}
-	for _, o := range objs {
-		setNamespace(o.Unstructured, releaseNS, scopes)
-		ownedBy(o.Unstructured, rel.HR.GetReleaseName(), releaseNS, rel.HR.Name, rel.HR.Namespace)
-		out = append(out, o.Unstructured)
+	for _, o := range rendered {
+		setNamespace(o, releaseNS, scopes)
+		ownedBy(o, rel.HR.GetReleaseName(), releaseNS, rel.HR.Name, rel.HR.Namespace)
+		out = append(out, o)
 	}
 	return out, nil
 }

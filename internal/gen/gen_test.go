@@ -170,6 +170,87 @@ func TestBootValuesPrecedence(t *testing.T) {
 	}
 }
 
+// helm-controller post-renders the CNI release (kustomize patches and images, then commonMetadata)
+// before it installs; the boot manifest must hold the same objects, or the hand-over changes them.
+func TestPostRenderersBoot(t *testing.T) {
+	root := labCopy(t)
+	edit(t, root, "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", "  install:\n", `  commonMetadata:
+    labels: {team: platform}
+    annotations: {owner: netops}
+  postRenderers:
+  - kustomize:
+      patches:
+      - target: {kind: DaemonSet, name: cilium}
+        patch: |
+          - op: add
+            path: /spec/template/spec/priorityClassName
+            value: system-node-critical
+      - patch: |
+          apiVersion: apps/v1
+          kind: Deployment
+          metadata: {name: cilium-operator, namespace: kube-system}
+          spec: {template: {metadata: {annotations: {patched: "yes"}}}}
+      images:
+      - name: quay.io/cilium/cilium
+        newName: registry.example/cilium
+        newTag: v1.19.6-patched
+  - kustomize:
+      patches:
+      - patch: |
+          $patch: delete
+          apiVersion: v1
+          kind: ServiceAccount
+          metadata: {name: cilium-operator, namespace: kube-system}
+  install:
+`)
+	out, err := Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, o := range manifests(t, out, "infra", "v1.13.9")[CNIManifest] {
+		id := o.GetKind() + "/" + o.GetName()
+		seen[id] = true
+		if o.GetKind() == "Namespace" && o.GetName() != "cilium-secrets" {
+			continue
+		}
+		if o.GetLabels()["team"] != "platform" || o.GetAnnotations()["owner"] != "netops" {
+			t.Errorf("%s: labels %v annotations %v, want commonMetadata's", id, o.GetLabels(), o.GetAnnotations())
+		}
+		if o.GetLabels()[fluxNameLabel] != "cilium" {
+			t.Errorf("%s: lost helm-controller's origin label", id)
+		}
+		switch id {
+		case "DaemonSet/cilium":
+			pc, _, _ := unstructured.NestedString(o.Object, "spec", "template", "spec", "priorityClassName")
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			image, _, _ := unstructured.NestedString(containers[0].(map[string]any), "image")
+			if pc != "system-node-critical" || image != "registry.example/cilium:v1.19.6-patched" {
+				t.Errorf("cilium DaemonSet: priorityClassName %q image %q, want the JSON patch and the image override", pc, image)
+			}
+			if o.GetNamespace() != "kube-system" {
+				t.Errorf("cilium DaemonSet in namespace %q", o.GetNamespace())
+			}
+		case "Deployment/cilium-operator":
+			if a, _, _ := unstructured.NestedString(o.Object, "spec", "template", "metadata", "annotations", "patched"); a != "yes" {
+				t.Errorf("cilium-operator: strategic-merge patch not applied")
+			}
+		}
+	}
+	for id, want := range map[string]bool{"DaemonSet/cilium": true, "Deployment/cilium-operator": true, "ServiceAccount/cilium": true, "ServiceAccount/cilium-operator": false} {
+		if seen[id] != want {
+			t.Errorf("%s in the boot manifest: %v, want %v", id, seen[id], want)
+		}
+	}
+
+	// A patch kustomize cannot apply is one error naming the HelmRelease and the post-renderer.
+	edit(t, root, "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", "path: /spec/template/spec/priorityClassName", "path: /spec/nothing/here")
+	_, err = Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "HelmRelease kube-system/cilium") || !strings.Contains(err.Error(), "spec.postRenderers[0].kustomize") {
+		t.Fatalf("bad patch: got %v", err)
+	}
+}
+
 // A chart served from a Git path, an HTTP Helm repository and an OCI registry gives the same bytes.
 func TestChartSourcesGiveSameOutput(t *testing.T) {
 	want := run(t, lab).Files
