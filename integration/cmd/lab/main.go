@@ -234,7 +234,7 @@ func up(names []string, talosAPI, agentBin, state string, out io.Writer) error {
 	for _, name := range names {
 		c := clusters[name]
 		fmt.Fprintf(out, "\ncluster %s: %s\n", name, results[name])
-		printStatus(ctx, out, c)
+		printStatus(ctx, out, c, lab.Repo)
 		fmt.Fprintf(out, "export KUBECONFIG=%s   # cluster %s\n", c.KubeconfigPath, name)
 		if tc := talosconfigs[name]; tc != "" {
 			fmt.Fprintf(out, "export TALOSCONFIG=%s   # cluster %s: Talos API stand-ins\n", tc, name)
