@@ -372,6 +372,8 @@ spec:
         name: flux-system
         namespace: flux-system
       reconcileStrategy: Revision
+  driftDetection:
+    mode: enabled
   install:
     remediation:
       retries: 3

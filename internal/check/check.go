@@ -76,7 +76,7 @@ func Run(ctx context.Context, repo, cacheDir string) (*Report, error) {
 	// gen --check walks the same trees again: it reuses the walks below (one walk per cluster).
 	ctx = fluxtree.WithCache(ctx)
 	c := &checker{repo: repo, report: &Report{Order: map[string][]string{}}}
-	c.report.Checks = []string{"spec", "tree", "dependsOn", "substitution", "sources", "values", "gen", "patches"}
+	c.report.Checks = []string{"spec", "tree", "dependsOn", "substitution", "sources", "values", "gitops", "gen", "patches"}
 	s, err := spec.Load(filepath.Join(repo, spec.DefaultPath))
 	if err != nil {
 		c.add(Error, "spec", "", spec.DefaultPath, 0, "%v", err)
@@ -145,6 +145,30 @@ func (c *checker) cluster(ctx context.Context, s *spec.Spec, cl spec.Cluster) {
 		if _, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", strings.Split(id, "/")[0], strings.Split(id, "/")[1]); !ok {
 			c.add(Error, "spec", cl.Name, spec.DefaultPath, 0, "HelmRelease %s named in the spec is not applied by any Kustomization of cluster %s", id, cl.Name)
 		}
+	}
+	c.cniUnderGitOps(cl.Name, s.CNI.HelmRelease, tree)
+}
+
+// cniUnderGitOps holds the hand-over's promise (story AC7): a boot-time CNI object removed
+// later is re-created by Flux. helm-controller only does that with drift detection enabled;
+// without it a deleted DaemonSet stays deleted until the release is next upgraded.
+func (c *checker) cniUnderGitOps(cluster, id string, tree *fluxtree.Tree) {
+	ns, name, _ := strings.Cut(id, "/")
+	o, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", ns, name)
+	if !ok {
+		return // the spec check reports it
+	}
+	hr := &helmv2.HelmRelease{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, hr); err != nil {
+		return // the sources check reports it
+	}
+	mode := helmv2.DriftDetectionDisabled
+	if dd := hr.Spec.DriftDetection; dd != nil {
+		mode = dd.GetMode()
+	}
+	if mode != helmv2.DriftDetectionEnabled {
+		file, line := tree.Position("HelmRelease", name)
+		c.add(Error, "gitops", cluster, file, line, "HelmRelease %s, the CNI: spec.driftDetection.mode is %q, want %q, so that helm-controller re-creates a Cilium object removed after the hand-over", id, mode, helmv2.DriftDetectionEnabled)
 	}
 }
 

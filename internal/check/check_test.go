@@ -46,6 +46,7 @@ func TestCleanTreesPass(t *testing.T) {
 
 const workloads = "kubernetes/clusters/infra/workloads.yaml"
 const smoke = "kubernetes/workloads/infra/smoke.yaml"
+const cilium = "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml"
 
 // Each defect yields exactly its finding, located in the file that has it.
 func TestDefects(t *testing.T) {
@@ -142,6 +143,36 @@ func TestCommittedPatches(t *testing.T) {
 	for _, w := range []string{"gen generated/infra/controlplane.yaml: stale", "patches generated/infra/controlplane.yaml: inline manifest bootcore-cni holds Secret leaked"} {
 		if !strings.Contains(all, w) {
 			t.Errorf("findings do not include %q:\n%s", w, all)
+		}
+	}
+}
+
+// Story AC7: the CNI HelmRelease must let helm-controller re-create what is removed after the
+// hand-over. Both lab clusters share the HelmRelease, so each cluster reports it.
+func TestCNIDriftDetection(t *testing.T) {
+	for _, tc := range []struct{ from, to, mode string }{
+		{"  driftDetection:\n    mode: enabled\n", "", "disabled"},
+		{"mode: enabled", "mode: warn", "warn"},
+	} {
+		root := labCopy(t)
+		edit(t, root, cilium, tc.from, tc.to)
+		r, err := Run(context.Background(), root, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var clusters []string
+		for _, f := range r.Findings {
+			if f.Severity != Error {
+				continue
+			}
+			clusters = append(clusters, f.Cluster)
+			want := `HelmRelease kube-system/cilium, the CNI: spec.driftDetection.mode is "` + tc.mode + `", want "enabled"`
+			if f.Check != "gitops" || f.File != cilium || f.Line == 0 || !strings.Contains(f.Message, want) {
+				t.Errorf("mode %s: finding %+v, want [gitops] at %s naming %q", tc.mode, f, cilium, want)
+			}
+		}
+		if strings.Join(clusters, " ") != "apps infra" {
+			t.Errorf("mode %s: errors for clusters %v, want one each for apps and infra", tc.mode, clusters)
 		}
 	}
 }
