@@ -267,7 +267,7 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 			return false, nil
 		}
 		for _, n := range nodes.Items {
-			if n.Status.Phase != corev1.NodeRunning || readyCondition(&n) == nil || !hasNotReadyTaint(&n) {
+			if n.Status.Phase != corev1.NodeRunning || !hasNotReadyTaint(&n) {
 				return false, nil
 			}
 		}

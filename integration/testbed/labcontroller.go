@@ -121,17 +121,6 @@ func (lc *labController) sync(ctx context.Context, name string) error {
 		status, reason, message = corev1.ConditionTrue, reasonReady, messageReady
 	}
 	cur := readyCondition(node)
-	if status == corev1.ConditionFalse && !hasNotReadyTaint(node) {
-		// A kubelet registers its node with this taint. The node lifecycle controller strips it
-		// while a new kwok node has no conditions yet and only puts it back later; on a loaded
-		// machine ordinary pods could be scheduled onto a NotReady node in between.
-		withTaint := node.DeepCopy()
-		withTaint.Spec.Taints = append(withTaint.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule})
-		if _, err := lc.client.CoreV1().Nodes().Update(ctx, withTaint, metav1.UpdateOptions{}); err != nil {
-			return err // a conflict re-queues with the next node event
-		}
-		return nil // the update re-queues the node for its condition
-	}
 	if cur != nil && cur.Status == status && cur.Reason == reason {
 		return nil
 	}

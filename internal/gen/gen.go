@@ -359,13 +359,16 @@ func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := strings.Join([]string{g.digests[in.Chart], in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
+	digest := g.digests[in.Chart]
+	key := strings.Join([]string{digest, in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
 	objs, ok := g.crdRuns[key]
-	if !ok || g.digests[in.Chart] == "" {
+	if !ok || digest == "" { // without a digest, two charts could share a key
 		if objs, err = render.Render(in); err != nil {
 			return nil, err
 		}
-		g.crdRuns[key] = objs
+		if digest != "" {
+			g.crdRuns[key] = objs
+		}
 	}
 	out := make([]render.Object, len(objs))
 	for i, o := range objs {
