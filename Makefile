@@ -10,7 +10,15 @@ UNIT_PKGS = ./cmd/... ./internal/... ./talos/...
 # The e2e harness and the benchmarks build with the same tag.
 BUILD_TAGS ?= kustomize_disable_go_plugin_support
 
-.PHONY: build test test-unit gen gen-check check docs vet fuzz fuzz-smoke lab lab-down
+.PHONY: build test test-unit gen gen-check check docs vet fuzz fuzz-smoke lab lab-down chartmirror
+
+# The lab's HelmReleases name the published charts at their upstream repositories; its spec's
+# mirrors point at this loopback mirror of integration/testdata/upstream-charts (an air-gapped
+# site's setup). gen and check on the lab run under it: `chartmirror -- CMD` serves while CMD runs.
+CHARTMIRROR = integration/.testbin/chartmirror
+WITH_MIRROR = $(CHARTMIRROR) --
+chartmirror:
+	$(GO) build -o $(CHARTMIRROR) ./integration/cmd/chartmirror
 
 build:
 	$(GO) build -tags $(BUILD_TAGS) -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bootcore
@@ -28,8 +36,8 @@ test: vet gen-check check test-unit fuzz-smoke test-integration
 
 # The CI gate users run, on the lab tree and on this repository's real tree (which cannot be
 # rendered without chart registries: that part is reported as skipped, the rest must pass).
-check:
-	$(GO) run ./cmd/bootcore check --repo $(LAB)
+check: chartmirror
+	$(WITH_MIRROR) $(GO) run ./cmd/bootcore check --repo $(LAB)
 	$(GO) run ./cmd/bootcore check --repo .
 
 # Fuzz the parsers and the patch builder. FUZZTIME per target; by hand run at least
@@ -53,12 +61,12 @@ docs:
 	$(GO) test ./cmd/bootcore -run TestCLIDocsUpToDate -update
 
 # Regenerate the lab tree's committed patches.
-gen:
-	$(GO) run ./cmd/bootcore gen --repo $(LAB)
+gen: chartmirror
+	$(WITH_MIRROR) $(GO) run ./cmd/bootcore gen --repo $(LAB)
 
 # Fail when the committed lab patches are stale (what a user's CI runs on their repo).
-gen-check:
-	$(GO) run ./cmd/bootcore gen --repo $(LAB) --check
+gen-check: chartmirror
+	$(WITH_MIRROR) $(GO) run ./cmd/bootcore gen --repo $(LAB) --check
 
 # The lab: both lab clusters on the test bed, booted from gen's patches (Talos emulation),
 # handed over to Flux by bootcore agent; status printed; left running until make lab-down.

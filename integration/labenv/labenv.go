@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bootcore-dev/bootcore/integration/chartmirror"
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/gen"
@@ -28,6 +29,27 @@ const GitPlaceholder = "http://127.0.0.1:0/lab.git"
 
 // TokenEnv carries the 1Password Connect token the agent puts into its bootstrap Secret.
 const TokenEnv = "BOOTCORE_LAB_OP_TOKEN"
+
+// mirror is this process's chart mirror (one serves every lab: the charts are the same).
+var (
+	mirrorOnce sync.Once
+	mirror     *chartmirror.Mirror
+	mirrorErr  error
+)
+
+// Mirror starts (once per process) the lab's air-gapped chart mirror on a free loopback port,
+// serving the upstream charts of the checkout at root.
+func Mirror(root string) (*chartmirror.Mirror, error) {
+	mirrorOnce.Do(func() {
+		state, err := os.MkdirTemp("", "bootcore-chartmirror-")
+		if err != nil {
+			mirrorErr = err
+			return
+		}
+		mirror, mirrorErr = chartmirror.Start("127.0.0.1:0", filepath.Join(root, "integration", "testdata", "upstream-charts"), state, chartmirror.Upstreams)
+	})
+	return mirror, mirrorErr
+}
 
 // Lab is a prepared copy of the lab repository.
 type Lab struct {
@@ -59,6 +81,13 @@ func Prepare(ctx context.Context, root, dir string, git *testbed.GitServer, clus
 	if err != nil {
 		return nil, err
 	}
+	m, err := Mirror(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range clusters {
+		c.SetNetwork(m.ProxyEnv())
+	}
 	if err := dropFluxArtifact(filepath.Join(dir, "kubernetes", "infrastructure", "gitops", "flux-instance", "helmrelease.yaml")); err != nil {
 		return nil, err
 	}
@@ -68,7 +97,8 @@ func Prepare(ctx context.Context, root, dir string, git *testbed.GitServer, clus
 	if err != nil {
 		return nil, err
 	}
-	text := string(data)
+	// The committed spec names the mirror at its default address (make gen-check runs one there).
+	text := strings.ReplaceAll(string(data), chartmirror.DefaultAddr, m.Addr)
 	var names []string
 	for name, c := range clusters {
 		re := regexp.MustCompile(`(?s)(- name: ` + name + `\n.*?endpoint: )\S+`)

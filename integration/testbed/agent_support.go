@@ -74,7 +74,7 @@ func (c *Cluster) StartFluxOperator(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	env := []string{"KUBECONFIG=" + c.KubeconfigPath, "RUNTIME_NAMESPACE=" + FluxNamespace}
+	env := c.podEnv()
 	if _, err := c.run("flux-operator", env,
 		"--storage-path="+data,
 		"--metrics-addr="+metrics,

@@ -63,6 +63,7 @@ type Cluster struct {
 	logf    func(string, ...any)
 
 	mu       sync.Mutex
+	netEnv   []string   // how in-cluster controllers reach the network (SetNetwork)
 	procs    []*process // in start order; stopped in reverse
 	stopLab  context.CancelFunc
 	labDone  chan struct{}
@@ -277,6 +278,22 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 
 // run starts one binary from the testbin directory with its log in the run
 // dir (<name>.log); each binary runs at most once per cluster.
+// SetNetwork sets the environment through which the controllers that run as pods in a real
+// cluster (the Flux controllers, the flux-operator) reach anything outside it: the chart
+// mirror's proxy (HTTPS_PROXY, SSL_CERT_FILE). Call it before StartFlux/StartFluxOperator.
+func (c *Cluster) SetNetwork(env []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.netEnv = append([]string(nil), env...)
+}
+
+// podEnv is the environment of a controller that runs as a pod in a real cluster.
+func (c *Cluster) podEnv() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string{"KUBECONFIG=" + c.KubeconfigPath, "RUNTIME_NAMESPACE=" + FluxNamespace}, c.netEnv...)
+}
+
 func (c *Cluster) run(name string, env []string, args ...string) (*process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

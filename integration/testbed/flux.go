@@ -65,7 +65,7 @@ func (c *Cluster) StartFlux(ctx context.Context) (*Flux, error) {
 	if f.StorageAddr, err = freeAddr(); err != nil {
 		return nil, err
 	}
-	env := []string{"KUBECONFIG=" + c.KubeconfigPath, "RUNTIME_NAMESPACE=" + FluxNamespace}
+	env := c.podEnv()
 	healthAddrs := map[string]string{}
 	for _, ctrl := range fluxBinaries {
 		metrics, err := freeAddr()
