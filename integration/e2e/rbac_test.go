@@ -1,8 +1,10 @@
 package e2e
 
-// Least privilege (issue 7, part 5): the agent runs a full hand-over with exactly the
-// identity manifests/agent/rbac.yaml grants, and that identity cannot do what the hand-over
-// does not need.
+// Least privilege (issue 7, part 5; issue 13 on the published charts): the agent runs a full
+// hand-over with exactly the identity manifests/agent/rbac.yaml plus gen's
+// generated/<cluster>/agent-rbac.yaml grant, and that identity cannot do what the hand-over
+// does not need: widen its own Role, bind roles it does not hold, write kube-system objects
+// other than the boot objects, read Secrets outside its namespaces.
 
 import (
 	"context"
@@ -14,15 +16,20 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
+	"github.com/bootcore-dev/bootcore/internal/gen"
 )
 
 var gvrJob = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
@@ -51,6 +58,14 @@ func TestAgentLeastPrivilege(t *testing.T) {
 	ctx := context.Background()
 	if err := c.Apply(ctx, rbac); err != nil {
 		t.Fatalf("applying manifests/agent/rbac.yaml: %v", err)
+	}
+	// gen's per-cluster grants on the boot objects, by name (the real charts' names).
+	bootRBAC, err := os.ReadFile(filepath.Join(l.repo, "generated", "infra", gen.AgentRBACFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, bootRBAC); err != nil {
+		t.Fatalf("applying generated/infra/%s: %v", gen.AgentRBACFile, err)
 	}
 	kubeconfig := serviceAccountKubeconfig(t, c, agentSANamespace, agentSAName)
 
@@ -86,11 +101,24 @@ func TestAgentLeastPrivilege(t *testing.T) {
 		{Verb: "patch", Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations", Namespace: "default"},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "kube-scheduler"},
 		{Verb: "impersonate", Resource: "users"},
+		// kube-system: nothing but the boot objects, by name; never its own Role.
+		{Verb: "update", Group: "rbac.authorization.k8s.io", Resource: "roles", Namespace: "kube-system", Name: "bootcore-agent"},
+		{Verb: "patch", Group: "rbac.authorization.k8s.io", Resource: "roles", Namespace: "kube-system", Name: "bootcore-agent"},
+		{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "roles", Namespace: "kube-system", Name: "bootcore-agent"},
+		{Verb: "bind", Group: "rbac.authorization.k8s.io", Resource: "roles", Namespace: "kube-system", Name: "system:controller:bootstrap-signer"},
+		{Verb: "patch", Group: "apps", Resource: "daemonsets", Namespace: "kube-system", Name: "kube-proxy"},
+		{Verb: "update", Resource: "configmaps", Namespace: "kube-system", Name: "kubeadm-config"},
+		{Verb: "create", Resource: "pods", Namespace: "kube-system"},
+		{Verb: "patch", Resource: "namespaces", Name: "kube-system"},
+		{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: "bootcore-agent-boot-objects"},
 	} {
 		if allowed(t, c, user, a) {
 			t.Errorf("%s may %s %s %s/%s%s", agentSAName, a.Verb, a.Resource, a.Namespace, a.Name, ifSub(a.Subresource))
 		}
 	}
+
+	// The same, as real requests with the identity's token: the API server refuses them.
+	refused(t, kubeconfig)
 
 	// The full hand-over, from before the Talos boot, with only that identity.
 	r := bootAndRunAgentAs(t, c, l, kubeconfig)
@@ -155,6 +183,47 @@ func serviceAccountKubeconfig(t *testing.T, c *testbed.Cluster, ns, name string)
 		t.Fatal(err)
 	}
 	return path
+}
+
+// refused makes, with the agent's token, the requests a compromised agent would try first:
+// widen its own Role to read Secrets, read a kube-system Secret, run a pod in kube-system.
+// Each must come back Forbidden from the real API server.
+func refused(t *testing.T, kubeconfig string) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	own := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "bootcore-agent", Namespace: "kube-system"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list"}}},
+	}
+	_, err = cs.RbacV1().Roles("kube-system").Update(ctx, own, metav1.UpdateOptions{})
+	wantForbidden(t, "replace its own Role kube-system/bootcore-agent", err)
+	_, err = cs.RbacV1().Roles("kube-system").Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "bootcore-agent-more", Namespace: "kube-system"}, Rules: own.Rules}, metav1.CreateOptions{})
+	wantForbidden(t, "create a Role kube-system/bootcore-agent-more", err)
+	_, err = cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
+	wantForbidden(t, "list Secrets in kube-system", err)
+	_, err = cs.CoreV1().Secrets("default").Get(ctx, "any", metav1.GetOptions{})
+	wantForbidden(t, "get a Secret in default", err)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "bootcore-agent-escape", Namespace: "kube-system"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	_, err = cs.CoreV1().Pods("kube-system").Create(ctx, pod, metav1.CreateOptions{})
+	wantForbidden(t, "create a pod in kube-system", err)
+}
+
+func wantForbidden(t *testing.T, what string, err error) {
+	t.Helper()
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("as the agent, %s: want Forbidden, got %v", what, err)
+	}
 }
 
 func allowed(t *testing.T, c *testbed.Cluster, user string, a authorizationv1.ResourceAttributes) bool {

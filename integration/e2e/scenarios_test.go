@@ -31,6 +31,7 @@ import (
 
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
+	"github.com/bootcore-dev/bootcore/internal/agent"
 	"github.com/bootcore-dev/bootcore/internal/gen"
 	"github.com/bootcore-dev/bootcore/internal/render"
 	"github.com/bootcore-dev/bootcore/internal/status"
@@ -237,6 +238,9 @@ type scObject struct {
 	UID        types.UID
 	Generation int64
 	Content    map[string]any
+	// Writers are the field managers of the object's managedFields, with their operation and
+	// time: a write by helm-controller (or anyone but Talos and the agent) shows up here.
+	Writers map[string]string
 }
 
 var scCiliumKinds = []schema.GroupVersionResource{
@@ -266,9 +270,34 @@ func scCiliumObjects(t *testing.T, c *testbed.Cluster) map[string]scObject {
 					content[k] = v
 				}
 			}
-			out[fmt.Sprintf("%s %s/%s", gvr.Resource, o.GetNamespace(), o.GetName())] = scObject{UID: o.GetUID(), Generation: o.GetGeneration(), Content: content}
+			writers := map[string]string{}
+			for _, mf := range o.GetManagedFields() {
+				when := ""
+				if mf.Time != nil {
+					when = mf.Time.UTC().Format(time.RFC3339)
+				}
+				writers[mf.Manager+" "+string(mf.Operation)+" "+mf.Subresource] = when
+			}
+			out[fmt.Sprintf("%s %s/%s", gvr.Resource, o.GetNamespace(), o.GetName())] = scObject{UID: o.GetUID(), Generation: o.GetGeneration(), Content: content, Writers: writers}
 		}
 	}
+	return out
+}
+
+// foreignWriters are the field managers other than Talos's (the boot apply) and the agent's
+// that wrote the object itself (controllers writing the status subresource do not count).
+func foreignWriters(writers map[string]string) []string {
+	var out []string
+	for w := range writers {
+		f := strings.Fields(w)
+		if len(f) > 2 {
+			continue // a subresource, e.g. status
+		}
+		if m := f[0]; m != "talos" && m != agent.FieldManager {
+			out = append(out, w)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
@@ -343,10 +372,14 @@ func (b *scBed) crdsEstablished(t *testing.T, talosVersion string) {
 	t.Logf("%d CRDs of phase 0 Established: %s", len(names), strings.Join(names, ", "))
 }
 
-// INT-003: helm-controller's first reconcile (the adoption at hand-over) changed no Cilium
-// object Talos created at boot: same UID and content (spec, data, rules), no rollout. The only difference is
-// what gen's boot-only value report lists: hubble.tls.auto.enabled, whose chart default makes
-// helm-controller add the two TLS Secrets the boot render leaves out.
+// INT-003, strict, on the published Cilium chart: helm-controller's first reconcile (the
+// adoption at hand-over) wrote none of the objects Talos created at boot: same UID and content
+// (spec, data, rules), no rollout, and no field manager but Talos's and the agent's (which only
+// removes Talos's owning-inventory annotation) in their managedFields, so Helm's three-way merge
+// found nothing to patch: gen's Helm v3 render is byte-for-byte what helm-controller (Helm v4)
+// renders. The only difference is what gen's boot-only value report lists: hubble.tls.auto
+// off (with the server certificate from the Secret the auto method names), whose chart default
+// makes helm-controller add the two TLS Secrets the boot render leaves out.
 func (b *scBed) oneSourceOfTruth(t *testing.T, boot map[string]scObject) {
 	ctx := context.Background()
 	hr, err := b.c.Get(ctx, testbed.HelmReleaseGVR, "kube-system", "cilium")
@@ -369,6 +402,8 @@ func (b *scBed) oneSourceOfTruth(t *testing.T, boot map[string]scObject) {
 			t.Errorf("%s: re-created by the hand-over (UID %s -> %s)", key, was.UID, is.UID)
 		case !reflect.DeepEqual(is.Content, was.Content):
 			t.Errorf("%s changed at hand-over: %s", key, strings.Join(scDiff("", was.Content, is.Content), "; "))
+		case len(foreignWriters(is.Writers)) > 0:
+			t.Errorf("%s written at hand-over by %v", key, foreignWriters(is.Writers))
 		case is.Generation != was.Generation && !strings.HasPrefix(key, "deployments "):
 			// A Deployment's generation also counts annotation changes (kube-apiserver copies
 			// them to ReplicaSets), and the agent removes Talos's owning-inventory annotation.
@@ -401,8 +436,8 @@ func (b *scBed) oneSourceOfTruth(t *testing.T, boot map[string]scObject) {
 	}
 	overrides := out.Clusters[0].BootOnlyValues
 	t.Logf("gen's boot-only values: %v; objects helm-controller added: %v", overrides, added)
-	if got := strings.Join(overrides, "; "); got != "hubble.tls.auto.enabled: true -> false" {
-		t.Errorf("boot-only values = %q, want only hubble.tls.auto.enabled", got)
+	if got, want := strings.Join(overrides, "; "), "hubble.tls.auto.enabled: true -> false; hubble.tls.server.existingSecret:  -> hubble-server-certs"; got != want {
+		t.Errorf("boot-only values = %q, want %q", got, want)
 	}
 	if got := strings.Join(added, " "); got != "secrets kube-system/cilium-ca secrets kube-system/hubble-server-certs" {
 		t.Errorf("objects added at hand-over = %v, want exactly the Secrets hubble.tls.auto.enabled gates", added)

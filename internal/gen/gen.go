@@ -228,10 +228,15 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		return nil, nil, fmt.Errorf("control-plane machine config is %d bytes, over budget.maxConfigBytes %d (%s %d B, %s %d B); try --strip-crd-descriptions or fewer phase-0 sources",
 			max, g.spec.Budget.MaxConfigBytes, CRDManifest, len(crdBytes), CNIManifest, len(cniBytes))
 	}
+	rbac, err := agentRBAC(append(append([]*unstructured.Unstructured{}, crds...), cni...))
+	if err != nil {
+		return nil, nil, err
+	}
 	return map[string][]byte{
 		"controlplane.yaml":  patches.ControlPlane,
 		"worker.yaml":        patches.Worker,
 		"post-handover.yaml": patches.PostHandover,
+		AgentRBACFile:        rbac,
 	}, report, nil
 }
 
