@@ -27,7 +27,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-		"fmt"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
