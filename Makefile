@@ -28,8 +28,10 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 # Some package tests (the agent's watch-driven waits) need a real API server: the test-bed binaries.
-test-unit: testbin
-	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(GO) test -count=1 $(UNIT_PKGS)
+# The packages' tests render the lab tree, whose charts come through the lab's mirror: one
+# mirror serves the whole run (by hand: integration/.testbin/chartmirror -- go test ./internal/gen).
+test-unit: testbin chartmirror
+	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(WITH_MIRROR) $(GO) test -count=1 $(UNIT_PKGS)
 
 # Everything: unit tests, the committed lab output is current, and the test-bed suites.
 test: vet gen-check check test-unit fuzz-smoke test-integration
