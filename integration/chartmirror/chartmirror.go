@@ -187,7 +187,9 @@ func (m *Mirror) push(items []pushItem) error {
 			return fmt.Errorf("chart mirror: %w", err)
 		}
 		ref := fmt.Sprintf("%s/%s/%s:%s", m.Addr, it.repo, ch.Name(), ch.Metadata.Version)
-		if _, err := client.Push(it.data, ref, registry.PushOptStrictMode(false)); err != nil {
+		// A fixed creation time keeps the manifest, hence its digest, the same on every start.
+		created := registry.PushOptCreationTime("2026-01-01T00:00:00Z")
+		if _, err := client.Push(it.data, ref, registry.PushOptStrictMode(false), created); err != nil {
 			return fmt.Errorf("chart mirror: pushing %s: %w", ref, err)
 		}
 	}

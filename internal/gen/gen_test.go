@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/registry"
-	"helm.sh/helm/v3/pkg/repo"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
@@ -37,6 +35,24 @@ func TestMain(m *testing.M) {
 }
 
 func labCopy(t *testing.T) string { return testutil.CopyDir(t, lab) }
+
+// cniRepoSpec is how the lab's Cilium HelmRelease names its chart.
+const cniRepoSpec = "chart: cilium\n      version: \"1.19.6\"\n      sourceRef:\n        kind: HelmRepository\n        name: cilium\n        namespace: flux-system"
+
+// gitCNI vendors the published Cilium chart into root/charts/cilium and points the lab's
+// Cilium HelmRelease at it (a GitRepository chart), so a test can add templates to it.
+func gitCNI(t *testing.T, root string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(lab, "../upstream-charts/cilium-1.19.6.tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chartutil.Expand(filepath.Join(root, "charts"), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, root, "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", cniRepoSpec,
+		"chart: ./charts/cilium\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n        namespace: flux-system")
+}
 
 func edit(t *testing.T, root, rel, old, new string) { testutil.Edit(t, root, rel, old, new) }
 
@@ -251,36 +267,18 @@ func TestPostRenderersBoot(t *testing.T) {
 	}
 }
 
-// A chart served from a Git path, an HTTP Helm repository and an OCI registry gives the same bytes.
+// The published Cilium chart served from an HTTP Helm repository (the lab's mirror), an OCI
+// registry and a Git path gives the same bytes.
 func TestChartSourcesGiveSameOutput(t *testing.T) {
 	want := run(t, lab).Files
-	ch, err := loader.LoadDir(filepath.Join(lab, "charts/cilium"))
+	data, err := os.ReadFile(filepath.Join(lab, "../upstream-charts/cilium-1.19.6.tgz"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	archive, err := chartutil.Save(ch, t.TempDir())
+	ch, err := loader.LoadArchive(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	httpDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(httpDir, filepath.Base(archive)), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	idx, err := repo.IndexDirectory(httpDir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idx.WriteFile(filepath.Join(httpDir, "index.yaml"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	httpSrv := httptest.NewServer(http.FileServer(http.Dir(httpDir)))
-	defer httpSrv.Close()
-
 	reg := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
 	defer reg.Close()
 	host := strings.TrimPrefix(reg.URL, "http://")
@@ -294,26 +292,32 @@ func TestChartSourcesGiveSameOutput(t *testing.T) {
 
 	version := ch.Metadata.Version
 	sources := map[string]struct{ source, chartSpec string }{
-		"http": {"apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: lab, namespace: kube-system}\nspec: {interval: 1h, url: " + httpSrv.URL + "}\n",
-			"chart: cilium\n      version: \"" + version + "\"\n      sourceRef: {kind: HelmRepository, name: lab}"},
 		"oci": {"apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: lab, namespace: kube-system}\nspec: {interval: 1h, type: oci, url: oci://" + host + "/charts}\n",
 			"chart: cilium\n      version: \"" + version + "\"\n      sourceRef: {kind: HelmRepository, name: lab}"},
+		"git": {},
 	}
 	for name, s := range sources {
 		t.Run(name, func(t *testing.T) {
 			root := labCopy(t)
 			dir := "kubernetes/infrastructure/networking/cilium/core/"
-			write(t, root, dir+"source.yaml", s.source)
-			edit(t, root, dir+"kustomization.yaml", "- helmrelease.yaml", "- helmrelease.yaml\n  - source.yaml")
-			edit(t, root, dir+"helmrelease.yaml", "chart: ./charts/cilium\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n        namespace: flux-system", s.chartSpec)
+			if name == "git" {
+				gitCNI(t, root)
+			} else {
+				write(t, root, dir+"source.yaml", s.source)
+				edit(t, root, dir+"kustomization.yaml", "- helmrelease.yaml", "- helmrelease.yaml\n  - source.yaml")
+				edit(t, root, dir+"helmrelease.yaml", cniRepoSpec, s.chartSpec)
+			}
 			out := run(t, root)
 			for p, data := range want {
-				if !bytes.Equal(out.Files[p], data) {
-					t.Errorf("%s differs from the Git-path render", p)
+				if p != "bootstrap/bootcore.lock" && !bytes.Equal(out.Files[p], data) {
+					t.Errorf("%s differs from the HTTP-repository render", p)
 				}
 			}
+			if name == "git" {
+				return
+			}
 			lock := string(out.Files["bootstrap/bootcore.lock"])
-			if !strings.Contains(lock, "digest: sha256:") || !strings.Contains(lock, "version: "+version) {
+			if !strings.Contains(lock, "source: oci://"+host+"/charts") || !strings.Contains(lock, "version: "+version) {
 				t.Errorf("lock does not record the chart digest:\n%s", lock)
 			}
 
@@ -336,6 +340,7 @@ func TestGuards(t *testing.T) {
 		want   []string
 	}{
 		{"CRD in the CNI chart", func(t *testing.T, root string) {
+			gitCNI(t, root)
 			write(t, root, "charts/cilium/templates/crd.yaml", "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: things.cilium.io}\nspec: {group: cilium.io, scope: Namespaced, names: {kind: Thing, plural: things}, versions: []}\n")
 		}, []string{"CustomResourceDefinition things.cilium.io", "cilium/templates/crd.yaml", "must not contain CRDs"}},
 		{"Secret in the CNI render", func(t *testing.T, root string) {
@@ -345,6 +350,7 @@ func TestGuards(t *testing.T) {
 			write(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "hubble: {tls: {auto: {method: cronJob}}}\n")
 		}, []string{"Job", "upgrade-k8s"}},
 		{"render-time randomness", func(t *testing.T, root string) {
+			gitCNI(t, root)
 			write(t, root, "charts/cilium/templates/token.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: token}\ndata: {token: {{ randAlphaNum 16 | quote }}}\n")
 		}, []string{"render differently each time", "cilium/templates/token.yaml"}},
 		{"non-CRD in phase 0", func(t *testing.T, root string) {

@@ -47,6 +47,7 @@ func TestBOOT_CORE_UNIT_001_PhaseGuard(t *testing.T) {
 	}
 
 	root := labCopy(t)
+	gitCNI(t, root)
 	write(t, root, "charts/cilium/templates/extra-crd.yaml", gatedCRD)
 	// Without the value the chart still renders no CRD: gen passes.
 	if _, err := Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()}); err != nil {
@@ -111,6 +112,7 @@ func TestBOOT_CORE_UNIT_002_Phase0Purity(t *testing.T) {
 // naming the CRD, no output, nothing written. gen has no cluster access at all.
 func TestBOOT_CORE_E2E_008_CRDGuardDryRun(t *testing.T) {
 	root := labCopy(t)
+	gitCNI(t, root)
 	write(t, root, "charts/cilium/templates/extra-crd.yaml", gatedCRD)
 	edit(t, root, "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", "  values:\n", "  values:\n    extraCRD: true\n")
 	before := snapshot(t, filepath.Join(root, "generated"))
