@@ -368,9 +368,18 @@ func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
 	key := strings.Join([]string{digest, in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
 	objs, ok := g.crdRuns[key]
 	if !ok || digest == "" { // without a digest, two charts could share a key
-		if objs, err = render.Render(in); err != nil {
+		res, err := render.RenderRelease(in)
+		if err != nil {
 			return nil, err
 		}
+		for _, h := range res.Hooks {
+			if h.Kind == "CustomResourceDefinition" {
+				// Never silently dropped: phase 0 keeps CRDs, and Helm keeps hooks out of the manifest.
+				return nil, fmt.Errorf("CustomResourceDefinition %s from %s is a Helm hook (%s), which phase 0 cannot boot; list its CRDs in a crds[].path source instead",
+					h.Name, h.Template, strings.Join(h.Events, ", "))
+			}
+		}
+		objs = res.Objects
 		if digest != "" {
 			g.crdRuns[key] = objs
 		}

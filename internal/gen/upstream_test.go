@@ -341,3 +341,17 @@ func TestPhase0SizeRealCharts(t *testing.T) {
 		}
 	}
 }
+
+// Hooks are never silently dropped from phase 0 either: a CRD a chart ships as a hook cannot boot.
+func TestPhase0HookCRDIsAnError(t *testing.T) {
+	root := labCopy(t)
+	write(t, root, "charts/cert-manager/templates/hook-crd.yaml", `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: hooked.example.io
+  annotations: {"helm.sh/hook": pre-install}
+spec: {group: example.io, scope: Namespaced, names: {kind: Hooked, plural: hooked}, versions: []}
+`)
+	_, err := Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()})
+	wantError(t, err, "CustomResourceDefinition hooked.example.io", "cert-manager/templates/hook-crd.yaml", "Helm hook (pre-install)")
+}
