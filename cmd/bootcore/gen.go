@@ -62,7 +62,6 @@ Exit codes: 0 ok; 1 --check found stale output (a diff is printed); 2 error (not
 	f.StringSliceVar(&o.Clusters, "cluster", nil, "cluster to render (repeatable; default all clusters of the spec)")
 	f.StringVar(&o.Out, "out", "", "output directory (default: the spec's output, relative to --repo)")
 	f.BoolVar(&check, "check", false, "write nothing; exit 1 with a diff when the generated files are stale")
-	f.BoolVar(&o.StripCRDDescriptions, "strip-crd-descriptions", false, "remove description fields from phase-0 CRD schemas to save config bytes")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
 	return cmd
 }

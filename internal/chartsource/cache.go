@@ -15,8 +15,9 @@ import (
 // is only used after its content is checked against the digest in its key, so a truncated or
 // tampered file is a miss, never a wrong chart. An empty dir disables the cache.
 //
-// Layout: <dir>/<sha256 of key>.tgz, plus <...>.manifest.json for OCI charts, whose digest is
-// that of the manifest and not of the archive.
+// Layout: <dir>/<sha256 of key>.tgz, the key's digest being the archive's; and for OCI charts
+// pinned by manifest digest (and caches written before the lock held archive digests), the key's
+// digest is the manifest's, with <...>.manifest.json next to the archive.
 type cache struct{ dir string }
 
 func (c cache) path(e LockEntry, ext string) string {
@@ -24,7 +25,7 @@ func (c cache) path(e LockEntry, ext string) string {
 	return filepath.Join(c.dir, hex.EncodeToString(sum[:])+ext)
 }
 
-// archive returns the cached archive of an HTTP-repository chart whose digest is the archive's.
+// archive returns the cached archive of a chart whose entry's digest is the archive's.
 func (c cache) archive(e LockEntry) ([]byte, bool) {
 	if c.dir == "" || e.Digest == "" {
 		return nil, false

@@ -241,7 +241,9 @@ func TestSameChartThreeWays(t *testing.T) {
 
 	hr := newHTTPRepo(t, "", "1.2.3", "1.3.0")
 	host, _ := newRegistry(t)
-	ociDigest := push(t, host+"/charts/demo:1.2.3", packageDemo(t, "1.2.3"))
+	pushed := packageDemo(t, "1.2.3")
+	ociDigest := push(t, host+"/charts/demo:1.2.3", pushed)
+	archive := sha256Digest(pushed) // the lock holds the archive's digest, whatever the protocol
 
 	for _, tc := range []struct {
 		name string
@@ -251,11 +253,11 @@ func TestSameChartThreeWays(t *testing.T) {
 		{"http", Source{Kind: KindHelmRepository, URL: hr.srv.URL + "/", Chart: "demo", Version: "1.2.3"},
 			LockEntry{hr.srv.URL, "demo", "1.2.3", sha256Digest(hr.archives["1.2.3"])}},
 		{"oci helm repository", Source{Kind: KindHelmRepository, URL: "oci://" + host + "/charts", Chart: "demo", Version: "1.2.3"},
-			LockEntry{"oci://" + host + "/charts", "demo", "1.2.3", ociDigest}},
+			LockEntry{"oci://" + host + "/charts", "demo", "1.2.3", archive}},
 		{"oci repository tag", Source{Kind: KindOCIRepository, URL: "oci://" + host + "/charts/demo", Version: "1.2.3"},
-			LockEntry{"oci://" + host + "/charts/demo", "demo", "1.2.3", ociDigest}},
+			LockEntry{"oci://" + host + "/charts/demo", "demo", "1.2.3", archive}},
 		{"oci repository digest", Source{Kind: KindOCIRepository, URL: "oci://" + host + "/charts/demo", Digest: ociDigest},
-			LockEntry{"oci://" + host + "/charts/demo", "demo", "1.2.3", ociDigest}},
+			LockEntry{"oci://" + host + "/charts/demo", "demo", "1.2.3", archive}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.src.Origin = origin
@@ -348,7 +350,7 @@ func TestBadVersion(t *testing.T) {
 func TestLockMismatch(t *testing.T) {
 	hr := newHTTPRepo(t, "", "1.2.3")
 	host, _ := newRegistry(t)
-	ociDigest := push(t, host+"/charts/demo:1.2.3", hr.archives["1.2.3"])
+	push(t, host+"/charts/demo:1.2.3", hr.archives["1.2.3"])
 	bogus := "sha256:" + strings.Repeat("0", 64)
 	for _, tc := range []struct {
 		src  Source
@@ -356,8 +358,8 @@ func TestLockMismatch(t *testing.T) {
 	}{
 		{Source{Kind: KindHelmRepository, URL: hr.srv.URL, Chart: "demo", Version: "1.2.3"}, sha256Digest(hr.archives["1.2.3"])},
 		{Source{Kind: KindHelmRepository, URL: hr.srv.URL, Chart: "demo", Version: "~1.2"}, sha256Digest(hr.archives["1.2.3"])},
-		{Source{Kind: KindHelmRepository, URL: "oci://" + host + "/charts", Chart: "demo", Version: "1.2.3"}, ociDigest},
-		{Source{Kind: KindOCIRepository, URL: "oci://" + host + "/charts/demo", Version: "1.2.3"}, ociDigest},
+		{Source{Kind: KindHelmRepository, URL: "oci://" + host + "/charts", Chart: "demo", Version: "1.2.3"}, sha256Digest(hr.archives["1.2.3"])},
+		{Source{Kind: KindOCIRepository, URL: "oci://" + host + "/charts/demo", Version: "1.2.3"}, sha256Digest(hr.archives["1.2.3"])},
 	} {
 		tc.src.Origin = origin
 		lock := &Lock{}
@@ -402,11 +404,11 @@ func TestMirror(t *testing.T) {
 	ociUpstream := "oci://" + deadAddr(t) + "/charts"
 	f = &Fetcher{Mirrors: []Mirror{{Upstream: ociUpstream, Mirror: "oci://" + host + "/mirror/charts/"}}}
 	res = mustFetch(t, f, Source{Kind: KindHelmRepository, URL: ociUpstream, Chart: "demo", Version: "~1", Origin: origin})
-	if want := (LockEntry{ociUpstream, "demo", "1.2.3", ociDigest}); res.Lock[0] != want {
+	if want := (LockEntry{ociUpstream, "demo", "1.2.3", sha256Digest(hr.archives["1.2.3"])}); res.Lock[0] != want {
 		t.Errorf("lock = %+v, want %+v", res.Lock[0], want)
 	}
 	res = mustFetch(t, f, Source{Kind: KindOCIRepository, URL: ociUpstream + "/demo", Digest: ociDigest, Origin: origin})
-	if want := (LockEntry{ociUpstream + "/demo", "demo", "1.2.3", ociDigest}); res.Lock[0] != want {
+	if want := (LockEntry{ociUpstream + "/demo", "demo", "1.2.3", sha256Digest(hr.archives["1.2.3"])}); res.Lock[0] != want {
 		t.Errorf("lock = %+v, want %+v", res.Lock[0], want)
 	}
 
@@ -472,7 +474,7 @@ func TestCacheOffline(t *testing.T) {
 	}
 	// A corrupt cache file is a miss, not a wrong chart: it is fetched again and rewritten.
 	files, _ := filepath.Glob(filepath.Join(cacheDir, "*.tgz"))
-	if len(files) != 3 { // http archive, and two OCI (repository) keys
+	if len(files) != 4 { // http archive, two OCI (repository) keys, and the digest pin's
 		t.Fatalf("cache holds %v", files)
 	}
 	if err := os.WriteFile(files[0], []byte("garbage"), 0o644); err != nil {
@@ -523,7 +525,7 @@ dependencies:
     repository: `+hr.srv.URL+`
 `)
 	host, _ := newRegistry(t)
-	ociDigest := push(t, host+"/charts/demo:1.3.0", hr.archives["1.3.0"])
+	push(t, host+"/charts/demo:1.3.0", hr.archives["1.3.0"])
 	writeChart("charts/ocidep", `apiVersion: v2
 name: ocidep
 version: 0.1.0
@@ -577,7 +579,7 @@ dependencies:
 	if deps := res.Chart.Dependencies(); len(deps) != 1 || deps[0].Metadata.Version != "1.3.0" {
 		t.Fatalf("dependencies = %v", deps)
 	}
-	if want := (LockEntry{"oci://" + host + "/charts", "demo", "1.3.0", ociDigest}); len(res.Lock) != 1 || res.Lock[0] != want {
+	if want := (LockEntry{"oci://" + host + "/charts", "demo", "1.3.0", sha256Digest(hr.archives["1.3.0"])}); len(res.Lock) != 1 || res.Lock[0] != want {
 		t.Errorf("lock = %+v, want [%+v]", res.Lock, want)
 	}
 	// The remote dependency goes through the lock like any repository chart.

@@ -28,7 +28,11 @@ type LockEntry struct {
 	Chart string `yaml:"chart"`
 	// Version is the exact version (or OCI tag) the request resolved to.
 	Version string `yaml:"version"`
-	// Digest is "sha256:<hex>" of the chart archive for HTTP repositories, or the OCI manifest digest.
+	// Digest is "sha256:<hex>" of the chart archive (the .tgz), whether it came from an HTTP
+	// repository or an OCI registry (where it is the chart layer): the same package has the same
+	// digest through either protocol. Locks written before recorded the OCI manifest digest for
+	// OCI charts; such an entry is still accepted when the registry serves that manifest, and the
+	// next gen rewrites it with the archive digest.
 	Digest string `yaml:"digest"`
 }
 
@@ -92,20 +96,6 @@ func (l *Lock) Lookup(source, chart, version string) (LockEntry, bool) {
 	k := LockEntry{Source: source, Chart: chart, Version: version}.key()
 	for _, e := range l.Entries {
 		if e.key() == k {
-			return e, true
-		}
-	}
-	return LockEntry{}, false
-}
-
-// lookupDigest finds the entry pinned to an OCI digest; a digest-pinned source has no version
-// to look up by until the chart is pulled.
-func (l *Lock) lookupDigest(source, chart, digest string) (LockEntry, bool) {
-	if l == nil {
-		return LockEntry{}, false
-	}
-	for _, e := range l.Entries {
-		if strings.TrimSuffix(e.Source, "/") == strings.TrimSuffix(source, "/") && e.Chart == chart && e.Digest == digest {
 			return e, true
 		}
 	}

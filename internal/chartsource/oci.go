@@ -25,19 +25,14 @@ func (c *call) fetchOCI(s Source, src, name, upstreamRef string) (*chart.Chart, 
 	ref := strings.TrimPrefix(effRef, "oci://")
 	tag, constraint := ociVersion(s)
 
-	// A locked tag or digest whose chart is cached needs no network at all.
-	var locked LockEntry
-	var isLocked bool
-	switch {
-	case s.Digest != "":
-		locked, isLocked = c.f.Lock.lookupDigest(src, name, s.Digest)
-	case tag != "":
-		locked, isLocked = c.f.Lock.Lookup(src, name, tag)
-	}
-	if isLocked {
-		if data, ok := c.cache().ociArchive(locked); ok {
-			ch, err := loadArchive(data, locked, s)
-			return ch, locked, err
+	// A digest-pinned chart or a locked tag whose chart is cached needs no network at all.
+	if s.Digest != "" {
+		if data, ok := c.cache().ociArchive(LockEntry{Source: src, Chart: name, Digest: s.Digest}); ok {
+			return c.lockedOCI(s, src, name, "", data, s.Digest)
+		}
+	} else if tag != "" {
+		if ch, e, ok, err := c.cachedOCI(s, src, name, tag); ok {
+			return ch, e, err
 		}
 	}
 
@@ -57,11 +52,8 @@ func (c *call) fetchOCI(s Source, src, name, upstreamRef string) (*chart.Chart, 
 			return nil, LockEntry{}, fmt.Errorf("chart %s version %q not found in OCI repository %s%s: %v; available: %s",
 				name, s.Version, upstreamRef, where(s.Origin), err, listSome(tags))
 		}
-		if locked, isLocked = c.f.Lock.Lookup(src, name, tag); isLocked {
-			if data, ok := c.cache().ociArchive(locked); ok {
-				ch, err := loadArchive(data, locked, s)
-				return ch, locked, err
-			}
+		if ch, e, ok, err := c.cachedOCI(s, src, name, tag); ok {
+			return ch, e, err
 		}
 	}
 
@@ -76,12 +68,34 @@ func (c *call) fetchOCI(s Source, src, name, upstreamRef string) (*chart.Chart, 
 	if err != nil {
 		return nil, LockEntry{}, fetchError(what+" from OCI repository", upstreamRef, effRef, src, s, err)
 	}
-	got := res.Manifest.Digest
-	if s.Digest != "" && got != s.Digest {
-		return nil, LockEntry{}, fmt.Errorf("%s from %s%s: the registry returned manifest %s", what, upstreamRef, where(s.Origin), got)
+	manifest := res.Manifest.Digest
+	if s.Digest != "" && manifest != s.Digest {
+		return nil, LockEntry{}, fmt.Errorf("%s from %s%s: the registry returned manifest %s", what, upstreamRef, where(s.Origin), manifest)
 	}
-	e := LockEntry{Source: src, Chart: name, Version: tag, Digest: got}
-	ch, err := loadArchive(res.Chart.Data, e, s)
+	ch, e, err := c.lockedOCI(s, src, name, tag, res.Chart.Data, manifest)
+	if err != nil {
+		return nil, LockEntry{}, err
+	}
+	if err := c.cache().put(e, res.Chart.Data, nil); err != nil {
+		return nil, LockEntry{}, err
+	}
+	if s.Digest != "" { // a digest pin finds its chart by the manifest digest (see ociArchive)
+		pin := LockEntry{Source: src, Chart: name, Digest: manifest}
+		if err := c.cache().put(pin, res.Chart.Data, res.Manifest.Data); err != nil {
+			return nil, LockEntry{}, err
+		}
+	}
+	return ch, e, nil
+}
+
+// lockedOCI loads a chart archive pulled from (or cached for) a registry and checks it against
+// the lock. The lock records the archive's digest, as for an HTTP repository, so that a chart
+// locked through one protocol is the same chart through the other (a mirror may serve a
+// repository over either). manifest is the OCI manifest digest the archive came with, "" if not
+// known: locks written before archive digests recorded that digest, which names the same content.
+func (c *call) lockedOCI(s Source, src, name, tag string, data []byte, manifest string) (*chart.Chart, LockEntry, error) {
+	e := LockEntry{Source: src, Chart: name, Version: tag, Digest: sha256Digest(data)}
+	ch, err := loadArchive(data, e, s)
 	if err != nil {
 		return nil, LockEntry{}, err
 	}
@@ -89,13 +103,29 @@ func (c *call) fetchOCI(s Source, src, name, upstreamRef string) (*chart.Chart, 
 		// Flux ignores tag and semver when a digest is set; the chart's own version names it.
 		e.Version = ch.Metadata.Version
 	}
-	if locked, isLocked := c.f.Lock.Lookup(src, name, e.Version); isLocked && locked.Digest != got {
-		return nil, LockEntry{}, lockMismatch(s, e, locked.Digest, got)
-	}
-	if err := c.cache().put(e, res.Chart.Data, res.Manifest.Data); err != nil {
-		return nil, LockEntry{}, err
+	if locked, isLocked := c.f.Lock.Lookup(src, name, e.Version); isLocked && locked.Digest != e.Digest && locked.Digest != manifest {
+		return nil, LockEntry{}, lockMismatch(s, e, locked.Digest, e.Digest)
 	}
 	return ch, e, nil
+}
+
+// cachedOCI serves a locked tag from the cache: the archive under its digest, or, for a lock
+// entry written before archive digests (the OCI manifest digest), the archive cached with that
+// manifest. ok is false on a miss.
+func (c *call) cachedOCI(s Source, src, name, tag string) (*chart.Chart, LockEntry, bool, error) {
+	locked, isLocked := c.f.Lock.Lookup(src, name, tag)
+	if !isLocked {
+		return nil, LockEntry{}, false, nil
+	}
+	if data, ok := c.cache().archive(locked); ok {
+		ch, err := loadArchive(data, locked, s)
+		return ch, locked, true, err
+	}
+	if data, ok := c.cache().ociArchive(locked); ok {
+		ch, e, err := c.lockedOCI(s, src, name, tag, data, locked.Digest)
+		return ch, e, true, err
+	}
+	return nil, LockEntry{}, false, nil
 }
 
 // ociVersion splits Source.Version into a tag to pull or a constraint to match against the

@@ -379,15 +379,16 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 	}
 	file := filepath.Join(dir, "controlplane.yaml")
 	for _, m := range talos.InlineManifests(cfg) {
-		if bytes.Contains(m.Contents, []byte("PRIVATE KEY-----")) {
-			c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s contains a private key", m.Name)
-		}
 		objs, err := render.Split(string(m.Contents))
 		if err != nil {
 			c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s: %v", m.Name, err)
 			continue
 		}
 		for _, o := range objs {
+			// A PEM block that decodes, not text quoting its markers (External Secrets' CRD docs).
+			if field, ok := render.PrivateKey(o.Object); ok {
+				c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s: %s %s contains a private key (%s)", m.Name, o.GetKind(), o.GetName(), field)
+			}
 			crd := o.GetKind() == "CustomResourceDefinition"
 			switch {
 			case o.GetKind() == "Secret":

@@ -32,11 +32,10 @@ const (
 
 // Options configure one gen run.
 type Options struct {
-	Repo                 string   // directory holding bootstrap/bootcore.yaml and kubernetes/
-	Clusters             []string // empty: all clusters of the spec
-	Out                  string   // output directory; empty: the spec's output, relative to Repo
-	StripCRDDescriptions bool
-	CacheDir             string // chart cache; empty: the user cache dir
+	Repo     string   // directory holding bootstrap/bootcore.yaml and kubernetes/
+	Clusters []string // empty: all clusters of the spec
+	Out      string   // output directory; empty: the spec's output, relative to Repo
+	CacheDir string   // chart cache; empty: the user cache dir
 	// Log, when set, receives detail lines (bootcore gen -v): charts fetched, clusters rendered.
 	Log func(format string, args ...any)
 }
@@ -55,8 +54,11 @@ type ClusterReport struct {
 	Configs        talos.Report
 	BudgetBytes    int64
 	BootOnlyValues []string // values the boot-only overrides change; Flux changes them back at hand-over
-	StrippedBytes  int      // saved by --strip-crd-descriptions
-	Skipped        []string // Kustomizations not walked (source outside this repository)
+	StrippedBytes  int      // saved by crdDescriptions: strip
+	// Hooks are the CNI chart's hooks: Talos never runs them; HookFate says what happens to them.
+	Hooks    []render.Hook
+	HookFate string
+	Skipped  []string // Kustomizations not walked (source outside this repository)
 }
 
 // ManifestReport sizes one inline manifest.
@@ -103,7 +105,7 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: o.StripCRDDescriptions, used: map[string]chartsource.LockEntry{}, logf: logf,
+	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: s.CRDDescriptions == spec.CRDDescriptionsStrip, used: map[string]chartsource.LockEntry{}, logf: logf,
 		digests: map[*chart.Chart]string{}, crdRuns: map[string][]render.Object{}}
 	for _, n := range names {
 		c, _ := s.Cluster(n)
@@ -225,8 +227,8 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 	}
 	report.Configs = *sizes
 	if max := int64(sizes.ControlPlaneBytes); max > g.spec.Budget.MaxConfigBytes {
-		return nil, nil, fmt.Errorf("control-plane machine config is %d bytes, over budget.maxConfigBytes %d (%s %d B, %s %d B); try --strip-crd-descriptions or fewer phase-0 sources",
-			max, g.spec.Budget.MaxConfigBytes, CRDManifest, len(crdBytes), CNIManifest, len(cniBytes))
+		return nil, nil, fmt.Errorf("control-plane machine config is %d bytes, over budget.maxConfigBytes %d (%s %d B, %s %d B); try crdDescriptions: strip in %s or fewer phase-0 sources",
+			max, g.spec.Budget.MaxConfigBytes, CRDManifest, len(crdBytes), CNIManifest, len(cniBytes), spec.DefaultPath)
 	}
 	rbac, err := agentRBAC(append(append([]*unstructured.Unstructured{}, crds...), cni...))
 	if err != nil {
@@ -333,7 +335,10 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 				return nil, fmt.Errorf("CustomResourceDefinition %s comes from both %s and %s (%s)", o.GetName(), prev, rel.Origin(), o.Template)
 			}
 			byName[o.GetName()] = rel.Origin()
-			if !strings.Contains(o.Template, "/crds/") {
+			if field, ok := render.PrivateKey(o.Object); ok {
+				return nil, fmt.Errorf("%s: CustomResourceDefinition %s from %s: field %s holds a private key, which must not enter the machine config", rel.Origin(), o.GetName(), o.Template, field)
+			}
+			if !inCRDDir(o.Template) {
 				// A templated CRD is part of the Helm release: mark it so Helm adopts it later.
 				ownedBy(o.Unstructured, rel.HR.GetReleaseName(), rel.HR.GetReleaseNamespace(), rel.HR.Name, rel.HR.Namespace)
 			}
@@ -368,9 +373,18 @@ func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
 	key := strings.Join([]string{digest, in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
 	objs, ok := g.crdRuns[key]
 	if !ok || digest == "" { // without a digest, two charts could share a key
-		if objs, err = render.Render(in); err != nil {
+		res, err := render.RenderRelease(in)
+		if err != nil {
 			return nil, err
 		}
+		for _, h := range res.Hooks {
+			if h.Kind == "CustomResourceDefinition" {
+				// Never silently dropped: phase 0 keeps CRDs, and Helm keeps hooks out of the manifest.
+				return nil, fmt.Errorf("CustomResourceDefinition %s from %s is a Helm hook (%s), which phase 0 cannot boot; list its CRDs in a crds[].path source instead",
+					h.Name, h.Template, strings.Join(h.Events, ", "))
+			}
+		}
+		objs = res.Objects
 		if digest != "" {
 			g.crdRuns[key] = objs
 		}
@@ -393,6 +407,11 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		return nil, err
 	}
 	values := fluxtree.MergeValues(rel.Values, g.spec.CNI.Values)
+	// Errors of a render with boot values name the file the user changes to fix them.
+	origin := rel.Origin()
+	if c.CNIValues != "" {
+		origin = fmt.Sprintf("%s with boot values %s", origin, c.CNIValues)
+	}
 	if c.CNIValues != "" {
 		overrides, err := g.bootValues(ctx, c, tree, rel)
 		if err != nil {
@@ -410,24 +429,30 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
 		Values: values, KubeVersion: c.KubernetesVersion,
 	}
-	objs, err := render.Render(in)
+	res, err := render.RenderRelease(in)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
-	if err := refuse(objs, rel.Origin()); err != nil {
+	objs := res.Objects
+	if err := refuse(objs, origin, c.CNIValues); err != nil {
 		return nil, err
 	}
 	again, err := render.Render(in)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
 	if diff := differingTemplates(objs, again); len(diff) > 0 {
 		var hints []string
 		for _, t := range diff {
-			hints = append(hints, fmt.Sprintf("%s (%s)", t, fixFor(t)))
+			hints = append(hints, fmt.Sprintf("%s (%s)", t, fixFor(t, c.CNIValues)))
 		}
 		return nil, fmt.Errorf("%s: templates render differently each time (random keys or timestamps would land in the machine config and make every gen a drift):\n  - %s",
-			rel.Origin(), strings.Join(hints, "\n  - "))
+			origin, strings.Join(hints, "\n  - "))
+	}
+	// Hooks are not in the release manifest, so they never boot; say so rather than drop them.
+	report.Hooks = res.Hooks
+	if len(res.Hooks) > 0 {
+		report.HookFate = hookFate(rel.HR)
 	}
 
 	// What boots is what helm-controller installs: its post-renderers run on the manifest too.
@@ -436,7 +461,7 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		rendered[i] = o.Unstructured
 	}
 	if rendered, err = fluxtree.PostRender(rel.HR, rendered); err != nil {
-		return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
+		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
 
 	scopes := crdScopes(crds)

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/bootcore-dev/bootcore/internal/render"
@@ -77,38 +78,75 @@ func setNamespace(o *unstructured.Unstructured, namespace string, crdCluster map
 	o.SetNamespace(namespace)
 }
 
+// inCRDDir tells whether a rendered file is from a chart's crds/ directory ("<chart>/crds/x.yaml",
+// or a subchart's "<chart>/charts/<sub>/crds/x.yaml"), which Helm installs outside the release,
+// as opposed to a template such as "<chart>/templates/crds/x.yaml", which is part of it.
+func inCRDDir(template string) bool {
+	parts := strings.Split(template, "/")
+	i := 1
+	for i+1 < len(parts) && parts[i] == "charts" {
+		i += 2
+	}
+	return i < len(parts)-1 && parts[i] == "crds"
+}
+
+// BootValuesHint is the boot-only Cilium values the README recommends (section "Boot-only values
+// (Cilium)"); a test renders the real chart with the README's block and checks it matches.
+const BootValuesHint = "hubble.tls.auto.enabled: false and hubble.tls.server.existingSecret: hubble-server-certs"
+
 // knownFixes names the boot-only values that switch off templates gen must refuse.
 var knownFixes = []struct{ template, fix string }{
-	{"templates/cilium-ca-secret.yaml", "set hubble.tls.auto.enabled: false in the cluster's cniValues file (boot-only); hubble.tls.auto.method: cronJob would add a Job, which breaks talosctl upgrade-k8s"},
-	{"templates/hubble/tls-helm/", "set hubble.tls.auto.enabled: false in the cluster's cniValues file (boot-only); Flux re-creates the certificates after hand-over"},
+	{"templates/cilium-ca-secret.yaml", "set " + BootValuesHint + " in %s (boot-only); hubble.tls.auto.method: cronJob would add a Job, which breaks talosctl upgrade-k8s"},
+	{"templates/hubble/tls-helm/", "set " + BootValuesHint + " in %s (boot-only); Flux re-creates the certificates after hand-over"},
+	{"templates/hubble/tls-provided/", "hubble.tls.auto.enabled: false needs hubble.tls.server.existingSecret: hubble-server-certs next to it in %s, or the chart renders a Secret from hubble.tls.server.cert/key"},
+	{"templates/hubble/tls-cronjob/", "set " + BootValuesHint + " in %s (boot-only) instead of hubble.tls.auto.method: cronJob"},
 }
 
-func fixFor(template string) string {
+// fixFor returns the hint for a refused template; cniValues is the cluster's boot-values file.
+func fixFor(template, cniValues string) string {
+	file := "the cluster's cniValues file"
+	if cniValues != "" {
+		file = cniValues
+	}
 	for _, k := range knownFixes {
 		if strings.Contains(template, k.template) {
-			return k.fix
+			return fmt.Sprintf(k.fix, file)
 		}
 	}
-	return "switch the template off with a boot-only value in the cluster's cniValues file; Flux creates it after hand-over"
+	return "switch the template off with a boot-only value in " + file + "; Flux creates it after hand-over"
 }
 
-// refuse returns the guard errors of phase-1 objects: CRDs, Secrets and Jobs never boot.
-func refuse(objs []render.Object, origin string) error {
+// refuse returns the guard errors of phase-1 objects: CRDs, Secrets, Jobs and private keys never
+// boot. origin names the release (and its boot-values file), cniValues is that file.
+func refuse(objs []render.Object, origin, cniValues string) error {
 	var problems []string
 	for _, o := range objs {
 		switch {
 		case isCRD(o.Unstructured):
 			problems = append(problems, fmt.Sprintf("CustomResourceDefinition %s from %s: the CNI phase must not contain CRDs (they belong to phase 0, spec crds:)", o.GetName(), o.Template))
 		case o.GetKind() == "Secret" && o.GetAPIVersion() == "v1":
-			problems = append(problems, fmt.Sprintf("Secret %s from %s: secrets must not enter the machine config; %s", o.GetName(), o.Template, fixFor(o.Template)))
+			problems = append(problems, fmt.Sprintf("Secret %s from %s: secrets must not enter the machine config; %s", o.GetName(), o.Template, fixFor(o.Template, cniValues)))
 		case o.GetKind() == "Job" && strings.HasPrefix(o.GetAPIVersion(), "batch/"):
-			problems = append(problems, fmt.Sprintf("Job %s from %s: a Job in inline manifests breaks talosctl upgrade-k8s (immutable spec); switch it off with a boot-only value", o.GetName(), o.Template))
+			problems = append(problems, fmt.Sprintf("Job %s from %s: a Job in inline manifests breaks talosctl upgrade-k8s (immutable spec); %s", o.GetName(), o.Template, fixFor(o.Template, cniValues)))
+		default:
+			if field, ok := render.PrivateKey(o.Object); ok {
+				problems = append(problems, fmt.Sprintf("%s %s from %s: field %s holds a private key, which must not enter the machine config; %s", o.GetKind(), o.GetName(), o.Template, field, fixFor(o.Template, cniValues)))
+			}
 		}
 	}
 	if len(problems) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s: refused by the boot guards:\n  - %s", origin, strings.Join(problems, "\n  - "))
+}
+
+// hookFate says what happens to the CNI chart's hooks, which never boot: helm-controller installs
+// the release at hand-over (no Helm release exists yet), and Helm runs the install hooks then.
+func hookFate(hr *helmv2.HelmRelease) string {
+	if hr.GetInstall().DisableHooks {
+		return "never run: Talos does not run chart hooks, and spec.install.disableHooks makes helm-controller skip them at hand-over"
+	}
+	return "not in the boot manifest (Talos does not run chart hooks); helm-controller runs the pre-install and post-install hooks when it installs the release at hand-over"
 }
 
 // differingTemplates compares two renders and names the templates whose output changed:

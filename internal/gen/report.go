@@ -3,6 +3,7 @@ package gen
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Print writes the per-cluster size and override report the way a user reads it in CI logs.
@@ -16,7 +17,13 @@ func (o *Output) Print(w io.Writer) {
 		fmt.Fprintf(w, "  config   worker         %10s\n", human(c.Configs.WorkerBytes))
 		fmt.Fprintf(w, "  config   post-handover  %10s\n", human(c.Configs.PostHandoverBytes))
 		if c.StrippedBytes > 0 {
-			fmt.Fprintf(w, "  --strip-crd-descriptions saved %s\n", human(c.StrippedBytes))
+			fmt.Fprintf(w, "  crdDescriptions: strip saved %s\n", human(c.StrippedBytes))
+		}
+		if len(c.Hooks) > 0 {
+			fmt.Fprintf(w, "  chart hooks, %s:\n", c.HookFate)
+			for _, h := range c.Hooks {
+				fmt.Fprintf(w, "    %s %s from %s (%s)\n", h.Kind, h.Name, h.Template, strings.Join(h.Events, ", "))
+			}
 		}
 		if len(c.BootOnlyValues) > 0 {
 			fmt.Fprintln(w, "  boot-only values (Flux sets them back to the HelmRelease's at hand-over):")

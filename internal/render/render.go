@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -33,8 +34,35 @@ type Object struct {
 	Template string
 }
 
-// Render renders the chart without hooks and returns its objects in Helm's install order.
+// Hook is a chart hook (helm.sh/hook): not part of the release manifest, Helm runs it around
+// install and upgrade. It never boots; callers report it.
+type Hook struct {
+	Kind, Name string
+	// Template is the chart file, e.g. "cilium/templates/clustermesh-coredns-mcsapi/job.yaml".
+	Template string
+	// Events are the hook events, e.g. "post-install".
+	Events []string
+}
+
+// Result is one rendered release.
+type Result struct {
+	// Objects are the release manifest's objects in Helm's install order.
+	Objects []Object
+	// Hooks are the chart's hooks, which Helm keeps out of the manifest.
+	Hooks []Hook
+}
+
+// Render renders the chart and returns its objects in Helm's install order, without hooks.
 func Render(in Input) ([]Object, error) {
+	res, err := RenderRelease(in)
+	if err != nil {
+		return nil, err
+	}
+	return res.Objects, nil
+}
+
+// RenderRelease renders the chart and returns its objects and, separately, its hooks.
+func RenderRelease(in Input) (*Result, error) {
 	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
@@ -56,7 +84,19 @@ func Render(in Input) ([]Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
 	}
-	return Split(rel.Manifest)
+	objs, err := Split(rel.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Objects: objs}
+	for _, h := range rel.Hooks {
+		hook := Hook{Kind: h.Kind, Name: h.Name, Template: h.Path}
+		for _, e := range h.Events {
+			hook.Events = append(hook.Events, string(e))
+		}
+		res.Hooks = append(res.Hooks, hook)
+	}
+	return res, nil
 }
 
 // Split parses a Helm manifest stream ("---\n# Source: …") into objects.
@@ -83,18 +123,22 @@ func Split(manifest string) ([]Object, error) {
 	return out, nil
 }
 
-// splitManifests returns the documents of a stream in order, exactly as Helm's
-// releaseutil.SplitManifests sorted by BySplitManifestsOrder, without its regular expression
-// (?:^|\s*\n)---\s* : on the multi-megabyte CRD streams of phase 0 that regexp took a tenth of
-// gen's time (bench/, docs/benchmarks.md). A separator is "---" at the very start, or a "\n---"
-// together with the whitespace run before it, plus the whitespace after it (\s is RE2's
-// [\t\n\f\r ]); empty pieces are dropped, the others trimmed.
+// splitManifests returns the documents of a stream in order, split where Helm's
+// releaseutil.SplitManifests splits (sorted by BySplitManifestsOrder), without its regular
+// expression (?:^|\s*\n)---\s* : on the multi-megabyte CRD streams of phase 0 that regexp took a
+// tenth of gen's time (bench/, docs/benchmarks.md). A separator is "---" at the very start, or a
+// "\n---" plus the whitespace after it (\s is RE2's [\t\n\f\r ]); empty pieces are dropped.
+//
+// Unlike SplitManifests, a document keeps its end up to and including the newline before the
+// separator: that is the document Helm's kube client decodes from the release manifest (its YAML
+// reader splits at "---" lines), so a block scalar (|) that ends a document keeps its final
+// newline, as in what Helm applies. Trimming it changed the value (Cilium's cilium-envoy-config).
 func splitManifests(s string) []string {
-	s = strings.TrimSpace(s)
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
 	var docs []string
-	add := func(d string) {
-		if d != "" {
-			docs = append(docs, strings.TrimSpace(d))
+	add := func(d string, empty func(rune) bool) {
+		if strings.TrimRightFunc(d, empty) != "" {
+			docs = append(docs, strings.TrimLeftFunc(d, unicode.IsSpace))
 		}
 	}
 	start := 0 // start of the current document, and where the next separator may begin
@@ -107,16 +151,14 @@ func splitManifests(s string) []string {
 			break
 		}
 		nl := start + k
-		end := nl
-		for end > start && isSepSpace(s[end-1]) {
-			end--
-		}
-		add(s[start:end])
+		add(s[start:nl+1], isSepSpaceRune) // Helm drops the piece when the separator took it all
 		start = skipSep(s, nl+4)
 	}
-	add(s[start:])
+	add(s[start:], unicode.IsSpace) // Helm trims the stream's end before splitting
 	return docs
 }
+
+func isSepSpaceRune(r rune) bool { return r < 0x80 && isSepSpace(byte(r)) }
 
 func isSepSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
 

@@ -27,6 +27,12 @@ const (
 // (gRPC's 4 MiB default in maintenance mode of Talos <= 1.12).
 const DefaultMaxConfigBytes = 4 << 20
 
+// Values of Spec.CRDDescriptions.
+const (
+	CRDDescriptionsKeep  = "keep"
+	CRDDescriptionsStrip = "strip"
+)
+
 // DefaultOutput is where gen writes its patches, relative to the repository root.
 const DefaultOutput = "generated"
 
@@ -40,6 +46,10 @@ type Spec struct {
 	CNI Release `json:"cni"`
 	// CRDs are the phase-0 sources: only their CustomResourceDefinitions are kept.
 	CRDs []CRDSource `json:"crds,omitempty"`
+	// CRDDescriptions is CRDDescriptionsKeep (default) or CRDDescriptionsStrip: strip drops the
+	// description fields of the phase-0 CRD schemas to save machine-config bytes. It lives in the
+	// spec so that gen, gen --check and check render the same bytes.
+	CRDDescriptions string `json:"crdDescriptions,omitempty"`
 	// Mirrors rewrite chart repository URLs, for air-gapped users.
 	Mirrors []Mirror `json:"mirrors,omitempty"`
 	// Budget limits the size of what gen emits.
@@ -167,6 +177,9 @@ func (s *Spec) applyDefaults() {
 	if s.Lock == "" {
 		s.Lock = "bootstrap/bootcore.lock"
 	}
+	if s.CRDDescriptions == "" {
+		s.CRDDescriptions = CRDDescriptionsKeep
+	}
 }
 
 var (
@@ -248,6 +261,9 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("%s.helmRelease: %q listed twice", field, r.HelmRelease)
 		}
 		releases[r.HelmRelease] = true
+	}
+	if s.CRDDescriptions != CRDDescriptionsKeep && s.CRDDescriptions != CRDDescriptionsStrip {
+		return fmt.Errorf("crdDescriptions: want %q or %q, got %q", CRDDescriptionsKeep, CRDDescriptionsStrip, s.CRDDescriptions)
 	}
 	for i, m := range s.Mirrors {
 		if m.Upstream == "" || m.Mirror == "" {
