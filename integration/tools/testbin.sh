@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test-bed binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok, Flux controllers) from the Go module proxy into
+# kube-scheduler, kwok, Flux controllers, External Secrets) from the Go module proxy into
 # integration/.testbin (or $BOOTCORE_TESTBIN), and copies the data files the
 # harness needs next to them (kwok stage configs, Flux CRDs).
 #
@@ -29,7 +29,7 @@ fi
 k8s_version=v1.35.4
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35 -X k8s.io/component-base/version.gitTreeState=clean"
 
-all_groups=(etcd kube kwok source-controller kustomize-controller helm-controller)
+all_groups=(etcd kube kwok source-controller kustomize-controller helm-controller external-secrets)
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=("${all_groups[@]}")
 
@@ -40,6 +40,8 @@ group_bins() {
 	kube) echo "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler" ;;
 	kwok) echo "kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
 	source-controller | kustomize-controller | helm-controller) echo "$1=github.com/fluxcd/$1" ;;
+	# v0.20.4: the newest release the module proxy serves whole (see tools/external-secrets/go.mod).
+	external-secrets) echo "external-secrets=github.com/external-secrets/external-secrets" ;;
 	helm) echo "helm=helm.sh/helm/v3/cmd/helm" ;; # not in all_groups: only the benchmarks (bench.mk) use it
 	*) echo "unknown group $1" >&2; exit 2 ;;
 	esac
