@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -143,10 +142,6 @@ func (c *Cluster) StartExternalSecrets(ctx context.Context, connect *OnePassword
 		"KUBECONFIG=" + c.KubeconfigPath,
 		"HTTP_PROXY=" + connect.URL, "http_proxy=" + connect.URL,
 		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
-		"HOME=" + filepath.Join(c.RunDir, "external-secrets"),
-	}
-	if err := os.MkdirAll(filepath.Join(c.RunDir, "external-secrets"), 0o755); err != nil {
-		return err
 	}
 	if _, err := c.run("external-secrets", env,
 		"--metrics-addr="+metrics,
