@@ -84,7 +84,7 @@ copy_data() {
 
 # Extra `go build` flags of a group, set up by group_prepare (run in a subshell per build).
 group_prepare() {
-	local group=$1 dir tmp
+	local group=$1 dir
 	case $group in
 	external-secrets)
 		# v0.20.4 registers every provider and generator from two register packages, which every
@@ -92,15 +92,16 @@ group_prepare() {
 		# place links only the 1Password Connect provider and no generator (go build -overlay
 		# cannot replace files in the module cache); -modfile adds the replace to that copy.
 		dir=$(cd "$tools/$group" && go list -m -f '{{.Dir}}' github.com/external-secrets/external-secrets)
-		tmp=$(mktemp -d)
-		trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
-		cp -r "$dir" "$tmp/external-secrets"
-		chmod -R u+w "$tmp/external-secrets"
-		cp "$tools/$group/overlay/provider-register.go" "$tmp/external-secrets/pkg/provider/register/register.go"
-		cp "$tools/$group/overlay/generator-register.go" "$tmp/external-secrets/pkg/generator/register/register.go"
-		cp "$tools/$group/go.mod" "$tools/$group/go.sum" "$tmp/"
-		echo "replace github.com/external-secrets/external-secrets => $tmp/external-secrets" >>"$tmp/go.mod"
-		build_flags=(-modfile="$tmp/go.mod")
+		# Not local: the EXIT trap of the build's subshell still needs it.
+		prep_tmp=$(mktemp -d)
+		trap 'chmod -R u+w "$prep_tmp"; rm -rf "$prep_tmp"' EXIT
+		cp -r "$dir" "$prep_tmp/external-secrets"
+		chmod -R u+w "$prep_tmp/external-secrets"
+		cp "$tools/$group/overlay/provider-register.go" "$prep_tmp/external-secrets/pkg/provider/register/register.go"
+		cp "$tools/$group/overlay/generator-register.go" "$prep_tmp/external-secrets/pkg/generator/register/register.go"
+		cp "$tools/$group/go.mod" "$tools/$group/go.sum" "$prep_tmp/"
+		echo "replace github.com/external-secrets/external-secrets => $prep_tmp/external-secrets" >>"$prep_tmp/go.mod"
+		build_flags=(-modfile="$prep_tmp/go.mod")
 		;;
 	*) build_flags=() ;;
 	esac
