@@ -104,10 +104,17 @@ func newLab(t *testing.T, clusters map[string]*testbed.Cluster) *lab {
 }
 
 // bootTalos boots the emulated control-plane nodes of cluster name from the lab's generated
-// patch, concurrently as Talos nodes do.
+// patch, concurrently as Talos nodes do, then runs External Secrets on the booted CRDs.
 func bootTalos(t *testing.T, c *testbed.Cluster, l *lab, name string) {
 	t.Helper()
 	if err := l.BootTalos(context.Background(), c, name, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// The real External Secrets controller (in a cluster: the pod of its Deployment) on the CRDs
+	// phase 0 just booted, with a 1Password Connect stand-in that accepts the lab's token.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.StartLabExternalSecrets(ctx, l.canary); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -66,6 +66,7 @@ type Cluster struct {
 	netEnv   []string   // how in-cluster controllers reach the network (SetNetwork)
 	procs    []*process // in start order; stopped in reverse
 	stopLab  context.CancelFunc
+	closers  []func() error // loopback servers of the cluster, closed after its processes
 	labDone  chan struct{}
 	stopped  bool
 	readyDur time.Duration
@@ -250,7 +251,6 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 		runLabController(labCtx, c.Client, c.logf)
 		wg.Wait()
 	}()
-	go runSecretStores(labCtx, c.Client, c.Dynamic) // EMULATION of External Secrets' store validation
 
 	if err := c.createNodes(ctx, controlPlanes, workers); err != nil {
 		return err
@@ -375,7 +375,22 @@ func (c *Cluster) Stop() error {
 			errs = append(errs, err)
 		}
 	}
+	c.mu.Lock()
+	closers := c.closers
+	c.mu.Unlock()
+	for _, f := range closers {
+		if err := f(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// onStop registers f to run when the cluster stops, after its processes.
+func (c *Cluster) onStop(f func() error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closers = append(c.closers, f)
 }
 
 // StartupDuration is how long Start took until the cluster was ready.
