@@ -198,6 +198,11 @@ func up(names []string, talosAPI, agentBin, state string, out io.Writer) error {
 			return fmt.Errorf("%s: Talos boot emulation: %w", name, err)
 		}
 		logf("lab: %s booted from %s (Talos emulation)", name, filepath.Join("generated", name, "controlplane.yaml"))
+		// External Secrets' controller (a pod of the chart's Deployment in a real cluster) runs
+		// against a 1Password Connect stand-in that accepts the token Prepare gave the agent.
+		if _, err := c.StartLabExternalSecrets(ctx, "lab-token"); err != nil {
+			return fmt.Errorf("%s: External Secrets: %w", name, err)
+		}
 		// How the agent reaches the cluster: a kubeconfig, or only a talosconfig.
 		access := []string{"--kubeconfig", c.KubeconfigPath}
 		if name == talosAPI {
