@@ -162,14 +162,27 @@ type generator struct {
 }
 
 func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
-	if err := checkSettings(g.repo, c); err != nil {
-		return nil, nil, err
+	if g.spec.CNI.HelmRelease == "" {
+		return nil, nil, fmt.Errorf("%s: cni.helmRelease is not set: gen renders the CNI that Talos installs at boot (check runs without it)", spec.DefaultPath)
 	}
-	tree, err := fluxtree.Load(ctx, g.repo, c.FluxSystem)
+	if c.Settings != "" {
+		if err := checkSettings(g.repo, c); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Problems elsewhere in the tree are check's business: gen fails only on those of the
+	// Kustomizations that lead to what it renders.
+	tree, problems, err := fluxtree.LoadAll(ctx, g.repo, c.FluxSystem, TreeOptions(g.spec))
 	if err != nil {
 		return nil, nil, err
 	}
-	report := &ClusterReport{Name: c.Name, TalosVersion: c.TalosVersion, BudgetBytes: g.spec.Budget.MaxConfigBytes, Skipped: tree.Skipped}
+	if err := bootProblems(tree, problems, BootReleases(g.spec)); err != nil {
+		return nil, nil, err
+	}
+	report := &ClusterReport{Name: c.Name, TalosVersion: c.TalosVersion, BudgetBytes: g.spec.Budget.MaxConfigBytes}
+	for _, s := range tree.Skipped {
+		report.Skipped = append(report.Skipped, s.String())
+	}
 
 	crds, err := g.phase0(ctx, c, tree, report)
 	if err != nil {
@@ -235,6 +248,102 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 	}, report, nil
 }
 
+// TreeOptions are the walk options the spec sets: which GitRepository is this repository
+// and which Secrets exist in-cluster without being in Git (bootstrapSecrets, agent.secrets).
+func TreeOptions(s *spec.Spec) fluxtree.Options {
+	var o fluxtree.Options
+	if g := s.GitRepository; g != nil {
+		o.GitRepository, o.URL = g.Name, g.URL
+	}
+	o.RuntimeSecrets = append(o.RuntimeSecrets, s.BootstrapSecrets...)
+	if s.Agent != nil {
+		for _, sec := range s.Agent.Secrets {
+			o.RuntimeSecrets = append(o.RuntimeSecrets, sec.Name)
+		}
+	}
+	return o
+}
+
+// BootReleases are the HelmReleases gen renders: the CNI and the phase-0 releases.
+func BootReleases(s *spec.Spec) []string {
+	var ids []string
+	if s.CNI.HelmRelease != "" {
+		ids = append(ids, s.CNI.HelmRelease)
+	}
+	for _, r := range s.CRDs {
+		if r.HelmRelease != "" {
+			ids = append(ids, r.HelmRelease)
+		}
+	}
+	return ids
+}
+
+// bootProblems returns the first walk problem of a Kustomization that leads to a boot
+// release: one that applies it, its chart source or its valuesFrom objects, an ancestor of
+// those, or one that applies what they substitute from. When a boot release is missing, any
+// problem may be why, so the first one is returned.
+func bootProblems(tree *fluxtree.Tree, problems []fluxtree.Problem, ids []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	relevant := map[string]bool{}
+	var mark func(appliedBy string)
+	mark = func(id string) {
+		if id == "" || relevant[id] {
+			return
+		}
+		relevant[id] = true
+		ns, name, _ := strings.Cut(id, "/")
+		ks, ok := tree.Get(fluxtree.KustomizeGroup, "Kustomization", ns, name)
+		if !ok {
+			return
+		}
+		mark(ks.AppliedBy)
+		refs, _, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom")
+		for _, r := range refs {
+			ref, _ := r.(map[string]any)
+			kind, _ := ref["kind"].(string)
+			n, _ := ref["name"].(string)
+			if o, ok := tree.Get("", kind, ns, n); ok {
+				mark(o.AppliedBy)
+			}
+		}
+	}
+	for _, id := range ids {
+		ns, name, _ := strings.Cut(id, "/")
+		hr, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", ns, name)
+		if !ok {
+			return fmt.Errorf("HelmRelease %s is not in the tree, and the walk had problems: %w", id, problems[0])
+		}
+		mark(hr.AppliedBy)
+		for _, path := range [][]string{{"spec", "chart", "spec", "sourceRef"}, {"spec", "chartRef"}} {
+			ref, _, _ := unstructured.NestedStringMap(hr.Object, path...)
+			rns := ref["namespace"]
+			if rns == "" {
+				rns = ns
+			}
+			if o, ok := tree.Get(fluxtree.SourceGroup, ref["kind"], rns, ref["name"]); ok {
+				mark(o.AppliedBy)
+			}
+		}
+		vf, _, _ := unstructured.NestedSlice(hr.Object, "spec", "valuesFrom")
+		for _, v := range vf {
+			ref, _ := v.(map[string]any)
+			kind, _ := ref["kind"].(string)
+			n, _ := ref["name"].(string)
+			if o, ok := tree.Get("", kind, ns, n); ok {
+				mark(o.AppliedBy)
+			}
+		}
+	}
+	for _, p := range problems {
+		if relevant[p.Kustomization] {
+			return p.Err
+		}
+	}
+	return nil
+}
+
 // checkSettings makes sure the spec's cluster-settings file is the ConfigMap Flux substitutes
 // from, and that it belongs to this cluster.
 func checkSettings(repo string, c spec.Cluster) error {
@@ -269,6 +378,10 @@ func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Char
 	})
 	if err != nil {
 		return nil, err
+	}
+	if r.Runtime != "" {
+		// Rendering with the variable empty would boot other values than Flux applies.
+		return nil, fmt.Errorf("%s: a variable of its values is known only in-cluster (%s): give the age key in SOPS_AGE_KEY or SOPS_AGE_KEY_FILE when the Secret is SOPS-encrypted in Git, or define the variable in Git", r.Origin(), r.Runtime)
 	}
 	from := r.Chart.Kind
 	if r.Chart.URL != "" {
