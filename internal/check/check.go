@@ -85,11 +85,11 @@ func Run(ctx context.Context, repo, cacheDir string) (*Report, error) {
 		c.cluster(ctx, s, cl)
 	}
 	switch {
+	case s.CNI.HelmRelease == "":
+		c.add(Skipped, "gen", "", spec.DefaultPath, 0, "gen --check not run: the spec names no cni.helmRelease, so gen has nothing to render")
 	case c.report.Errors() > 0:
 		// gen walks the same tree and would only repeat the findings above.
 		c.add(Skipped, "gen", "", "", 0, "gen --check not run: fix the errors above first")
-	case s.CNI.HelmRelease == "":
-		c.add(Skipped, "gen", "", spec.DefaultPath, 0, "gen --check not run: the spec names no cni.helmRelease, so gen has nothing to render")
 	default:
 		c.gen(ctx, s, cacheDir)
 	}

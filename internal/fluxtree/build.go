@@ -47,12 +47,15 @@ func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 		parts := strings.Split(filepath.ToSlash(rel), "/")
 		if p != root && ignore.Match(parts, d.IsDir()) {
 			if d.IsDir() {
+				idx.ignored = append(idx.ignored, filepath.ToSlash(rel)+"/")
 				return filepath.SkipDir
 			}
+			idx.ignored = append(idx.ignored, filepath.ToSlash(rel))
 			return nil
 		}
 		if d.IsDir() {
 			if p != root && strings.HasPrefix(d.Name(), ".") {
+				idx.ignored = append(idx.ignored, filepath.ToSlash(rel)+"/")
 				return filepath.SkipDir
 			}
 			if err := mem.MkdirAll(p); err != nil {

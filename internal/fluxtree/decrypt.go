@@ -63,8 +63,14 @@ func (t *Tree) decryptSOPS(res *resource.Resource) (map[string]any, error) {
 			return m, nil
 		}
 	}
-	return nil, fmt.Errorf("%s %s (%s): SOPS decryption with the age key of SOPS_AGE_KEY/SOPS_AGE_KEY_FILE: %w", res.GetKind(), res.GetName(), file, err)
+	return nil, &sopsError{fmt.Errorf("%s %s (%s): SOPS decryption with the age key of SOPS_AGE_KEY/SOPS_AGE_KEY_FILE: %w", res.GetKind(), res.GetName(), file, err)}
 }
+
+// sopsError is a decryption problem (reported as a tree problem, not a substitution one).
+type sopsError struct{ err error }
+
+func (e *sopsError) Error() string { return e.err.Error() }
+func (e *sopsError) Unwrap() error { return e.err }
 
 func mustMap(res *resource.Resource) map[string]any {
 	m, _ := res.Map()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"path"
 	"regexp"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,6 +36,25 @@ type fileIndex struct {
 	unreadable []string
 	// remote are the remote entries left out of each kustomization file (by in-memory path).
 	remote map[string][]remoteRef
+	// ignored are the paths (relative; directories end in "/") not in Flux's artifact, or
+	// refused by the in-memory copy.
+	ignored []string
+}
+
+// ignoredUnder returns gitignore patterns, anchored at dir, for what the snapshot left out
+// below dir.
+func (f *fileIndex) ignoredUnder(dir string) string {
+	var b strings.Builder
+	prefix := dir + "/"
+	if dir == "" || dir == "." {
+		prefix = ""
+	}
+	for _, p := range f.ignored {
+		if strings.HasPrefix(p, prefix) {
+			b.WriteString("/" + strings.TrimPrefix(p, prefix) + "\n")
+		}
+	}
+	return b.String()
 }
 
 // add indexes the documents of one YAML file (path relative to the repository root).

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // thisRepository decides which GitRepositories are this repository, as Flux would see it:
@@ -16,7 +17,7 @@ import (
 // Kustomization of the entry whose path holds the entry directory), else
 // flux-system/flux-system. Another GitRepository with the same URL and ref is the same
 // source; the same URL with another branch is not.
-func (t *Tree) thisRepository(fluxSystem string) map[string]bool {
+func (t *Tree) thisRepository(fluxSystem string) (map[string]bool, map[string]bool) {
 	self := map[string]bool{}
 	if t.opts.GitRepository != "" {
 		self[t.opts.GitRepository] = true
@@ -40,24 +41,15 @@ func (t *Tree) thisRepository(fluxSystem string) map[string]bool {
 			self["flux-system/flux-system"] = true
 		}
 	}
-	// Same URL and ref as a GitRepository named above, or the spec's URL: the same source.
-	want := map[string]bool{}
+	// Same URL and ref as a GitRepository named above: the same source (see notThisRepository).
+	ids := map[string]bool{}
 	for id := range self {
 		ns, name, _ := strings.Cut(id, "/")
 		if o, ok := t.Get(SourceGroup, "GitRepository", ns, name); ok {
-			want[gitIdentity(o.Unstructured)] = true
+			ids[gitIdentity(o.Unstructured)] = true
 		}
 	}
-	for _, o := range t.Objects {
-		if o.GroupVersionKind().Group != SourceGroup || o.GetKind() != "GitRepository" {
-			continue
-		}
-		url, _, _ := unstructured.NestedString(o.Object, "spec", "url")
-		if want[gitIdentity(o.Unstructured)] || t.opts.URL != "" && normalizeGitURL(url) == normalizeGitURL(t.opts.URL) {
-			self[o.GetNamespace()+"/"+o.GetName()] = true
-		}
-	}
-	return self
+	return self, ids
 }
 
 // notThisRepository returns why ks is not walked, or "" when its source is this repository.
@@ -75,6 +67,9 @@ func (t *Tree) notThisRepository(ks *unstructured.Unstructured) string {
 		return fmt.Sprintf("not walked: source GitRepository %s is not in this cluster's tree and is not this repository (set gitRepository in the spec if it is)", id)
 	}
 	url, _, _ := unstructured.NestedString(o.Object, "spec", "url")
+	if t.selfIDs[gitIdentity(o.Unstructured)] || t.opts.URL != "" && normalizeGitURL(url) == normalizeGitURL(t.opts.URL) {
+		return ""
+	}
 	return fmt.Sprintf("not walked: source GitRepository %s (%s %s) is another repository or ref", id, url, gitRef(o.Unstructured))
 }
 
@@ -203,4 +198,13 @@ func (t *Tree) unreadableIn(err error) string {
 		}
 	}
 	return ""
+}
+
+func hasKustomizationFile(fsys filesys.FileSystem, dir string) bool {
+	for _, name := range kustomizationFiles {
+		if fsys.Exists(filepath.Join(dir, name)) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package fluxtree
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -61,7 +62,7 @@ func (t *Tree) substitute(ctx context.Context, ks *unstructured.Unstructured, wh
 		r := substituted{kind: res.GetKind(), name: res.GetName()}
 		encrypted := isSOPS(res)
 		if encrypted && provider != "sops" {
-			r.err = fmt.Errorf("%s %s is SOPS-encrypted but the Kustomization has no spec.decryption (provider sops): kustomize-controller refuses to apply it", res.GetKind(), res.GetName())
+			r.err = &sopsError{fmt.Errorf("%s %s is SOPS-encrypted but the Kustomization has no spec.decryption (provider sops): kustomize-controller refuses to apply it", res.GetKind(), res.GetName())}
 			out = append(out, r)
 			continue
 		}
@@ -162,6 +163,10 @@ func (t *Tree) flush() error {
 				return r.fatal
 			case r.err != nil:
 				err := fmt.Errorf("%s: postBuild substitution in %s %s (%s): %w", j.what, r.kind, r.name, t.files.locateKind(r.kind, r.name), r.err)
+				var se *sopsError
+				if errors.As(r.err, &se) {
+					err = fmt.Errorf("%s: %w", j.what, r.err)
+				}
 				if err := t.fail(j.ks, r.kind, r.name, err); err != nil {
 					return err
 				}

@@ -85,8 +85,10 @@ type Tree struct {
 	Skipped []Skip
 
 	opts Options
-	// self are the GitRepositories ("namespace/name") that are this repository.
-	self map[string]bool
+	// self are the GitRepositories ("namespace/name") that are this repository; selfIDs the
+	// URL and ref of those in the entry (another GitRepository with both is the same source).
+	self    map[string]bool
+	selfIDs map[string]bool
 	// decrypt says SOPS-encrypted Secrets are decrypted (an age key is given).
 	decrypt bool
 
@@ -238,7 +240,7 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, opts Options, p
 	if err := t.flush(); err != nil {
 		return nil, err
 	}
-	t.self = t.thisRepository(fluxSystem)
+	t.self, t.selfIDs = t.thisRepository(fluxSystem)
 
 	// Breadth-first over the Kustomizations the builds produce. One whose substituteFrom
 	// objects do not exist yet waits until a later build produces them, as it would in-cluster.
@@ -324,7 +326,13 @@ func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructu
 	}
 	// Flux's generator computes the kustomization.yaml kustomize-controller would build
 	// (reading the repository, never writing it); it goes into the in-memory copy only.
-	manifest, kfile, _, err := kustomize.NewGenerator(t.abs, *ks).GenerateManifest(dir)
+	// The generator scans the working tree; Flux scans the artifact: what the snapshot left
+	// out under dir is ignored by the generator too.
+	generator := kustomize.NewGenerator(t.abs, *ks)
+	if ignored := t.files.ignoredUnder(rel); ignored != "" && !hasKustomizationFile(work, dir) {
+		generator = kustomize.NewGeneratorWithIgnore(t.abs, ignored, *ks)
+	}
+	manifest, kfile, _, err := generator.GenerateManifest(dir)
 	var restore func() error
 	if err == nil {
 		// The generator read the repository's own file: leave out its remote entries too.
