@@ -22,7 +22,9 @@ type want struct {
 	at, severity, check, message string
 }
 
-func (w want) String() string { return fmt.Sprintf("%s %s [%s] …%s…", w.at, w.severity, w.check, w.message) }
+func (w want) String() string {
+	return fmt.Sprintf("%s %s [%s] …%s…", w.at, w.severity, w.check, w.message)
+}
 
 var corpus = map[string][]want{
 	// A space or a zero-width character in a file name, an unused docs file, a broken YAML
