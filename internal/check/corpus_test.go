@@ -164,3 +164,22 @@ func TestCorpusGenScope(t *testing.T) {
 		t.Errorf("gen-limits: gen error %v, want the boot release's Secret values refused", err)
 	}
 }
+
+// An empty report is `"findings": []` in JSON (not null), and -o github turns findings into
+// workflow commands with their file and line.
+func TestReportFormats(t *testing.T) {
+	var buf strings.Builder
+	if err := (&Report{Findings: []Finding{}, Order: map[string][]string{}}).PrintJSON(&buf); err != nil || !strings.Contains(buf.String(), `"findings": []`) {
+		t.Errorf("empty report JSON %q (%v), want \"findings\": []", buf.String(), err)
+	}
+	r, err := Run(context.Background(), "testdata/corpus/gen-scope", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	r.PrintGitHub(&buf)
+	want := "::error file=kubernetes/apps/default/ks.yaml,line=2,title=bootcore check [tree]::cluster main: Kustomization flux-system/moved-app"
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("-o github output:\n%s\nwant a line starting %q", buf.String(), want)
+	}
+}

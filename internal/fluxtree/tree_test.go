@@ -244,3 +244,27 @@ func TestSubstituteIsStrict(t *testing.T) {
 		t.Fatalf("want an error naming UNSET, got %v", err)
 	}
 }
+
+// valuesFrom is merged by helm-controller's own code (fluxcd/pkg/chartutil): a literal
+// targetPath value (ValuesReference.Literal) stays a string. The hand copy it replaced
+// ignored Literal and parsed "true" as a bool.
+func TestReleaseValuesAsHelmController(t *testing.T) {
+	release := strings.Replace(baseTree(nil)["apps/release.yaml"],
+		"    - {kind: ConfigMap, name: app-extra, valuesKey: tag, targetPath: image.tag}\n",
+		"    - {kind: ConfigMap, name: app-extra, valuesKey: tag, targetPath: image.tag}\n"+
+			"    - {kind: ConfigMap, name: app-extra, valuesKey: flag, targetPath: feature.flag, literal: true}\n", 1)
+	kust := strings.Replace(baseTree(nil)["apps/kustomization.yaml"], "literals: [tag=v9]", "literals: [tag=v9, flag=true]", 1)
+	root := writeTree(t, baseTree(map[string]string{"apps/release.yaml": release, "apps/kustomization.yaml": kust}))
+	tree, err := Load(context.Background(), root, "clusters/c1/flux-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tree.Release("apps/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feature, _ := r.Values["feature"].(map[string]any)
+	if v, ok := feature["flag"].(string); !ok || v != "true" {
+		t.Errorf("feature.flag = %#v, want the literal string \"true\"", feature["flag"])
+	}
+}
