@@ -13,33 +13,32 @@ import (
 )
 
 // thisRepository decides which GitRepositories are this repository, as Flux would see it:
-// the spec's choice (by name or URL), else the one the entry reconciles itself from (a
-// Kustomization of the entry whose path holds the entry directory), else
-// flux-system/flux-system. Another GitRepository with the same URL and ref is the same
-// source; the same URL with another branch is not.
+// the one the entry reconciles itself from (a Kustomization of the entry whose path holds the
+// entry directory, which is therefore read from this repository), the spec's choice (by name,
+// or by URL in notThisRepository), and when neither names one, flux-system/flux-system (what flux bootstrap and
+// flux-operator create). Another GitRepository with the same URL and ref is the same source;
+// the same URL with another branch is not.
 func (t *Tree) thisRepository(fluxSystem string) (map[string]bool, map[string]bool) {
 	self := map[string]bool{}
 	if t.opts.GitRepository != "" {
 		self[t.opts.GitRepository] = true
 	}
-	if t.opts.GitRepository == "" && t.opts.URL == "" {
-		entry := path.Clean(filepath.ToSlash(fluxSystem))
-		for _, o := range t.Objects {
-			if o.GroupVersionKind().Group != KustomizeGroup || o.GetKind() != "Kustomization" {
-				continue
-			}
-			p, _, _ := unstructured.NestedString(o.Object, "spec", "path")
-			p = strings.TrimPrefix(path.Clean("/"+p), "/")
-			if p != "" && p != entry && !strings.HasPrefix(entry+"/", p+"/") {
-				continue
-			}
-			if kind, name, ns := sourceRef(o.Unstructured); kind == "GitRepository" {
-				self[ns+"/"+name] = true
-			}
+	entry := path.Clean(filepath.ToSlash(fluxSystem))
+	for _, o := range t.Objects {
+		if o.GroupVersionKind().Group != KustomizeGroup || o.GetKind() != "Kustomization" {
+			continue
 		}
-		if len(self) == 0 {
-			self["flux-system/flux-system"] = true
+		p, _, _ := unstructured.NestedString(o.Object, "spec", "path")
+		p = strings.TrimPrefix(path.Clean("/"+p), "/")
+		if p != "" && p != entry && !strings.HasPrefix(entry+"/", p+"/") {
+			continue
 		}
+		if kind, name, ns := sourceRef(o.Unstructured); kind == "GitRepository" {
+			self[ns+"/"+name] = true
+		}
+	}
+	if len(self) == 0 {
+		self["flux-system/flux-system"] = true
 	}
 	// Same URL and ref as a GitRepository named above: the same source (see notThisRepository).
 	ids := map[string]bool{}
