@@ -56,12 +56,20 @@ func (t *Tree) decryptSOPS(res *resource.Resource) (map[string]any, error) {
 	if err == nil {
 		return m, nil
 	}
-	file, _ := t.files.position(res.GetKind(), res.GetName())
-	if doc := t.sourceDocument(file, res.GetKind(), res.GetName()); doc != nil {
-		if m, ferr := sopsage.Decrypt(doc); ferr == nil {
-			m["metadata"] = mustMap(res)["metadata"] // what kustomize set (namespace, labels) stays
-			return m, nil
+	// This runs off the walk's goroutine: only the file index's declarations (written once,
+	// by the snapshot) are read, not the walked directories.
+	candidates := t.files.where[res.GetKind()+"/"+res.GetName()]
+	for _, f := range candidates {
+		if doc := t.sourceDocument(f, res.GetKind(), res.GetName()); doc != nil {
+			if m, ferr := sopsage.Decrypt(doc); ferr == nil {
+				m["metadata"] = mustMap(res)["metadata"] // what kustomize set (namespace, labels) stays
+				return m, nil
+			}
 		}
+	}
+	file := "file unknown"
+	if len(candidates) > 0 {
+		file = candidates[0]
 	}
 	return nil, &sopsError{fmt.Errorf("%s %s (%s): SOPS decryption with the age key of SOPS_AGE_KEY/SOPS_AGE_KEY_FILE: %w", res.GetKind(), res.GetName(), file, err)}
 }
