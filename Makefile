@@ -10,7 +10,7 @@ UNIT_PKGS = ./cmd/... ./internal/... ./talos/...
 # The e2e harness and the benchmarks build with the same tag.
 BUILD_TAGS ?= kustomize_disable_go_plugin_support
 
-.PHONY: build test test-unit gen gen-check check docs vet fuzz fuzz-smoke lab lab-down chartmirror
+.PHONY: build test test-unit gen gen-check check check-corpus docs vet fuzz fuzz-smoke lab lab-down chartmirror
 
 # The lab's HelmReleases name the published charts at their upstream repositories; its spec's
 # mirrors point at this loopback mirror of integration/testdata/upstream-charts (an air-gapped
@@ -41,6 +41,17 @@ test: vet gen-check check test-unit fuzz-smoke test-integration
 check: chartmirror
 	$(WITH_MIRROR) $(GO) run ./cmd/bootcore check --repo $(LAB)
 	$(GO) run ./cmd/bootcore check --repo .
+
+# check on every repository tree under DIR (one per subdirectory, each with its
+# bootstrap/bootcore.yaml), e.g. a corpus of real repositories you keep: findings and time
+# per tree. Default: the shapes of real trees under internal/check/testdata/corpus.
+DIR ?= internal/check/testdata/corpus
+check-corpus: build
+	@for d in $(DIR)/*/; do \
+		echo "== $$d"; start=$$(date +%s%N); \
+		$(BIN) check --repo "$$d"; rc=$$?; \
+		echo "== $$d: exit $$rc, $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
+	done
 
 # Fuzz the parsers and the patch builder. FUZZTIME per target; by hand run at least
 # FUZZTIME=2m (5 targets: 10 min). The seed corpora (testdata/fuzz) also run in every go test.

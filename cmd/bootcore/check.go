@@ -22,8 +22,8 @@ validate with Talos machinery, keep phase 0 CRD-only, hold no Secret or private 
 Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o: want text or json, got %q", output)
+			if output != "text" && output != "json" && output != "github" {
+				return fmt.Errorf("-o: want text, json or github, got %q", output)
 			}
 			r, err := check.Run(cmd.Context(), repo, cacheDir)
 			if err != nil {
@@ -32,11 +32,14 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 			if global.verbose {
 				printCheckSummary(cmd, r)
 			}
-			if output == "json" {
+			switch output {
+			case "json":
 				if err := r.PrintJSON(cmd.OutOrStdout()); err != nil {
 					return err
 				}
-			} else {
+			case "github":
+				r.PrintGitHub(cmd.OutOrStdout())
+			default:
 				r.PrintText(cmd.OutOrStdout())
 			}
 			if r.Errors() > 0 {
@@ -47,7 +50,7 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&repo, "repo", ".", "directory holding bootstrap/bootcore.yaml and kubernetes/")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.StringVarP(&output, "output", "o", "text", "output format: text, json, or github (GitHub Actions annotations)")
 	f.StringVar(&cacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
 	return cmd
 }
@@ -56,14 +59,17 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 // it covered and not only what failed.
 func printCheckSummary(cmd *cobra.Command, r *check.Report) {
 	for _, name := range r.Checks {
-		errs, skipped := 0, 0
+		errs, warnings, skipped := 0, 0, 0
 		for _, f := range r.Findings {
 			if f.Check != name {
 				continue
 			}
-			if f.Severity == check.Error {
+			switch f.Severity {
+			case check.Error:
 				errs++
-			} else {
+			case check.Warning:
+				warnings++
+			default:
 				skipped++
 			}
 		}
@@ -71,8 +77,10 @@ func printCheckSummary(cmd *cobra.Command, r *check.Report) {
 		switch {
 		case errs > 0:
 			outcome = fmt.Sprintf("%d errors", errs)
+		case warnings > 0:
+			outcome = fmt.Sprintf("%d warnings", warnings)
 		case skipped > 0:
-			outcome = "skipped"
+			outcome = fmt.Sprintf("ok, %d skipped", skipped)
 		}
 		verbosef(cmd, "check %-12s %s", name, outcome)
 	}

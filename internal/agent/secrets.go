@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/bootcore-dev/bootcore/internal/agent/sopsage"
+	"github.com/bootcore-dev/bootcore/internal/sopsage"
 	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 

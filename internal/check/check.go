@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/yaml"
 
 	"github.com/bootcore-dev/bootcore/internal/chartsource"
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
@@ -29,6 +27,7 @@ import (
 // Severity of a finding.
 const (
 	Error   = "error"
+	Warning = "warning" // worth fixing, does not fail the check
 	Skipped = "skipped" // could not be checked here (e.g. needs network); never a pass
 )
 
@@ -75,7 +74,7 @@ func (c *checker) add(sev, check, cluster, file string, line int, format string,
 func Run(ctx context.Context, repo, cacheDir string) (*Report, error) {
 	// gen --check walks the same trees again: it reuses the walks below (one walk per cluster).
 	ctx = fluxtree.WithCache(ctx)
-	c := &checker{repo: repo, report: &Report{Order: map[string][]string{}}}
+	c := &checker{repo: repo, report: &Report{Findings: []Finding{}, Order: map[string][]string{}}}
 	c.report.Checks = []string{"spec", "tree", "dependsOn", "substitution", "sources", "values", "gitops", "gen", "patches"}
 	s, err := spec.Load(filepath.Join(repo, spec.DefaultPath))
 	if err != nil {
@@ -85,10 +84,13 @@ func Run(ctx context.Context, repo, cacheDir string) (*Report, error) {
 	for _, cl := range s.Clusters {
 		c.cluster(ctx, s, cl)
 	}
-	if c.report.Errors() > 0 {
+	switch {
+	case s.CNI.HelmRelease == "":
+		c.add(Skipped, "gen", "", spec.DefaultPath, 0, "gen --check not run: the spec names no cni.helmRelease, so gen has nothing to render")
+	case c.report.Errors() > 0:
 		// gen walks the same tree and would only repeat the findings above.
 		c.add(Skipped, "gen", "", "", 0, "gen --check not run: fix the errors above first")
-	} else {
+	default:
 		c.gen(ctx, s, cacheDir)
 	}
 	for _, cl := range s.Clusters {
@@ -113,10 +115,13 @@ func (c *checker) cluster(ctx context.Context, s *spec.Spec, cl spec.Cluster) {
 			c.add(Error, "spec", cl.Name, spec.DefaultPath, 0, "clusters[%s] names %s, which does not exist", cl.Name, p)
 		}
 	}
-	tree, problems, err := fluxtree.LoadAll(ctx, c.repo, cl.FluxSystem)
+	tree, problems, err := fluxtree.LoadAll(ctx, c.repo, cl.FluxSystem, gen.TreeOptions(s))
 	if err != nil {
 		c.add(Error, "tree", cl.Name, cl.FluxSystem, 0, "%v", err)
 		return
+	}
+	for _, sk := range tree.Skipped {
+		c.add(Skipped, "tree", cl.Name, sk.File, sk.Line, "%s", sk)
 	}
 	for _, p := range problems {
 		check := "tree"
@@ -126,13 +131,26 @@ func (c *checker) cluster(ctx context.Context, s *spec.Spec, cl spec.Cluster) {
 		c.add(Error, check, cl.Name, p.File, p.Line, "%v", p.Err)
 	}
 	c.dependsOn(cl.Name, tree)
-	c.unsubstituted(cl.Name, tree)
-	// Every HelmRelease must resolve its chart source and values as helm-controller would.
+	// Every HelmRelease must resolve its chart source and values as helm-controller would;
+	// the releases gen renders must also meet gen's limits.
+	boot := map[string]bool{}
+	for _, id := range gen.BootReleases(s) {
+		boot[id] = true
+	}
 	for _, o := range tree.Objects {
 		if o.GetKind() != "HelmRelease" || o.GroupVersionKind().Group != fluxtree.HelmGroup {
 			continue
 		}
-		if _, err := tree.Release(o.GetNamespace() + "/" + o.GetName()); err != nil {
+		id := o.GetNamespace() + "/" + o.GetName()
+		err := tree.CheckRelease(id)
+		if boot[id] && err == nil {
+			var r *fluxtree.Release
+			if r, err = tree.Release(id); err == nil && r.Runtime != "" {
+				file, line := tree.Position("HelmRelease", o.GetName())
+				c.add(Skipped, "values", cl.Name, file, line, "%s: values not checked, a variable is known only in-cluster: %s (gen needs it: give the age key in SOPS_AGE_KEY or SOPS_AGE_KEY_FILE when the Secret is SOPS-encrypted)", r.Origin(), r.Runtime)
+			}
+		}
+		if err != nil {
 			file, line := tree.Position("HelmRelease", o.GetName())
 			check := "sources"
 			if strings.Contains(err.Error(), "valuesFrom") {
@@ -141,18 +159,25 @@ func (c *checker) cluster(ctx context.Context, s *spec.Spec, cl spec.Cluster) {
 			c.add(Error, check, cl.Name, file, line, "%v", err)
 		}
 	}
-	for _, id := range specReleases(s) {
+	for _, id := range gen.BootReleases(s) {
 		if _, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", strings.Split(id, "/")[0], strings.Split(id, "/")[1]); !ok {
 			c.add(Error, "spec", cl.Name, spec.DefaultPath, 0, "HelmRelease %s named in the spec is not applied by any Kustomization of cluster %s", id, cl.Name)
 		}
 	}
-	c.cniUnderGitOps(cl.Name, s.CNI.HelmRelease, tree)
+	if s.CNI.HelmRelease != "" {
+		sev := Warning
+		if s.CNI.RequireDriftDetection {
+			sev = Error
+		}
+		c.cniUnderGitOps(cl.Name, s.CNI.HelmRelease, sev, tree)
+	}
 }
 
 // cniUnderGitOps holds the hand-over's promise (story AC7): a boot-time CNI object removed
 // later is re-created by Flux. helm-controller only does that with drift detection enabled;
 // without it a deleted DaemonSet stays deleted until the release is next upgraded.
-func (c *checker) cniUnderGitOps(cluster, id string, tree *fluxtree.Tree) {
+// It is a warning unless the spec sets cni.requireDriftDetection.
+func (c *checker) cniUnderGitOps(cluster, id, sev string, tree *fluxtree.Tree) {
 	ns, name, _ := strings.Cut(id, "/")
 	o, ok := tree.Get(fluxtree.HelmGroup, "HelmRelease", ns, name)
 	if !ok {
@@ -168,41 +193,8 @@ func (c *checker) cniUnderGitOps(cluster, id string, tree *fluxtree.Tree) {
 	}
 	if mode != helmv2.DriftDetectionEnabled {
 		file, line := tree.Position("HelmRelease", name)
-		c.add(Error, "gitops", cluster, file, line, "HelmRelease %s, the CNI: spec.driftDetection.mode is %q, want %q, so that helm-controller re-creates a Cilium object removed after the hand-over", id, mode, helmv2.DriftDetectionEnabled)
+		c.add(sev, "gitops", cluster, file, line, "HelmRelease %s, the CNI: spec.driftDetection.mode is %q, want %q, so that helm-controller re-creates a Cilium object removed after the hand-over", id, mode, helmv2.DriftDetectionEnabled)
 	}
-}
-
-var varRef = regexp.MustCompile(`(^|[^$])\$\{([_a-zA-Z][_a-zA-Z0-9]*)`)
-
-// unsubstituted finds ${VAR} in objects whose Kustomization has no postBuild: Flux applies
-// them verbatim, so the literal "${VAR}" would reach the cluster.
-func (c *checker) unsubstituted(cluster string, tree *fluxtree.Tree) {
-	for _, o := range tree.Objects {
-		ks, ok := tree.Kustomizations[o.AppliedBy]
-		if !ok {
-			continue
-		}
-		if _, has, _ := unstructured.NestedMap(ks.Object, "spec", "postBuild"); has {
-			continue // substituted (strictly) during the walk
-		}
-		data, _ := yaml.Marshal(o.Object)
-		m := varRef.FindSubmatch(data)
-		if m == nil {
-			continue
-		}
-		file, line := tree.Position(o.GetKind(), o.GetName())
-		c.add(Error, "substitution", cluster, file, line, "%s %s uses ${%s} but Kustomization %s has no postBuild, so Flux applies it verbatim", o.GetKind(), o.GetName(), m[2], o.AppliedBy)
-	}
-}
-
-func specReleases(s *spec.Spec) []string {
-	ids := []string{s.CNI.HelmRelease}
-	for _, r := range s.CRDs {
-		if r.HelmRelease != "" {
-			ids = append(ids, r.HelmRelease)
-		}
-	}
-	return ids
 }
 
 // dependsOn checks that every dependency exists and the graph has no cycle; it records the

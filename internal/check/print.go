@@ -33,8 +33,53 @@ func (r *Report) PrintText(w io.Writer) {
 	for _, cluster := range sortedKeys(r.Order) {
 		fmt.Fprintf(w, "order %s: %s\n", cluster, strings.Join(r.Order[cluster], " -> "))
 	}
-	skipped := len(r.Findings) - r.Errors()
-	fmt.Fprintf(w, "%d checks, %d errors, %d skipped\n", len(r.Checks), r.Errors(), skipped)
+	warnings := r.count(Warning)
+	skipped := len(r.Findings) - r.Errors() - warnings
+	fmt.Fprintf(w, "%d checks, %d errors, %d warnings, %d skipped\n", len(r.Checks), r.Errors(), warnings, skipped)
+}
+
+func (r *Report) count(sev string) int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Severity == sev {
+			n++
+		}
+	}
+	return n
+}
+
+// PrintGitHub writes findings as GitHub Actions workflow commands, so that each one becomes
+// an annotation on its file and line in the pull request (errors, warnings; skipped ones as
+// notices). A summary line follows.
+func (r *Report) PrintGitHub(w io.Writer) {
+	for _, f := range r.Findings {
+		level := map[string]string{Error: "error", Warning: "warning"}[f.Severity]
+		if level == "" {
+			level = "notice"
+		}
+		props := []string{"title=" + ghProperty("bootcore check ["+f.Check+"]")}
+		if f.File != "" {
+			props = append([]string{"file=" + ghProperty(f.File)}, props...)
+			if f.Line > 0 {
+				props = append(props[:1], append([]string{fmt.Sprintf("line=%d", f.Line)}, props[1:]...)...)
+			}
+		}
+		msg := f.Message
+		if f.Cluster != "" {
+			msg = "cluster " + f.Cluster + ": " + msg
+		}
+		fmt.Fprintf(w, "::%s %s::%s\n", level, strings.Join(props, ","), ghData(msg))
+	}
+	fmt.Fprintf(w, "%d checks, %d errors, %d warnings, %d skipped\n", len(r.Checks), r.Errors(), r.count(Warning), len(r.Findings)-r.Errors()-r.count(Warning))
+}
+
+// ghData and ghProperty escape as GitHub's toolkit does (core/command.ts).
+func ghData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func ghProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
 // PrintJSON writes the report as one JSON document (for CI annotations).

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fluxcd/pkg/sourceignore"
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
@@ -18,24 +19,50 @@ import (
 )
 
 // snapshot reads the repository into memory the way Flux's source artifact presents it:
-// no hidden directories (.git, tool caches), regular files only. The builds run on this
-// copy because Flux's kustomization generator writes kustomization.yaml files into the
-// directories it builds, and the user's working tree must never be written to. An
-// in-memory copy also cannot reach anything outside the repository, which is what Flux's
-// SecureBuild guarantees with its secure on-disk file system. The same walk indexes the
-// YAML files for messages (one read of the repository per walk).
+// source-controller's default exclusions (VCS files, images and archives, CI configuration)
+// and every .sourceignore are applied; hidden directories (.git, tool caches, which are not
+// in Git anyway) are left out; regular files only. The builds run on this copy because
+// Flux's kustomization generator writes kustomization.yaml files into the directories it
+// builds, and the user's working tree must never be written to. An in-memory copy also
+// cannot reach anything outside the repository, which is what Flux's SecureBuild guarantees
+// with its secure on-disk file system. The same walk indexes the YAML files for messages
+// (one read of the repository per walk).
+//
+// kustomize's in-memory file system refuses some names Git and Flux accept (a space, a
+// non-ASCII character): such files are left out and listed in unreadable, so that only a
+// Kustomization that builds their directory hears about them.
 func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 	mem := filesys.MakeFsInMemory()
-	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}, walked: map[string]bool{}}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}, walked: map[string]bool{}, remote: map[string][]remoteRef{}}
+	patterns, err := sourceignore.LoadIgnorePatterns(root, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading repository %s: %w", root, err)
+	}
+	ignore := sourceignore.NewDefaultMatcher(patterns, nil)
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			if p != root && strings.HasPrefix(d.Name(), ".") {
+		rel, _ := filepath.Rel(root, p)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		if p != root && ignore.Match(parts, d.IsDir()) {
+			if d.IsDir() {
+				idx.ignored = append(idx.ignored, filepath.ToSlash(rel)+"/")
 				return filepath.SkipDir
 			}
-			return mem.MkdirAll(p)
+			idx.ignored = append(idx.ignored, filepath.ToSlash(rel))
+			return nil
+		}
+		if d.IsDir() {
+			if p != root && strings.HasPrefix(d.Name(), ".") {
+				idx.ignored = append(idx.ignored, filepath.ToSlash(rel)+"/")
+				return filepath.SkipDir
+			}
+			if err := mem.MkdirAll(p); err != nil {
+				idx.unreadable = append(idx.unreadable, filepath.ToSlash(rel))
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		yamlFile := filepath.Ext(p) == ".yaml" || filepath.Ext(p) == ".yml"
 		if !d.Type().IsRegular() && !yamlFile {
@@ -46,12 +73,20 @@ func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 			return err
 		}
 		if d.Type().IsRegular() {
-			if err := mem.WriteFile(p, data); err != nil {
-				return err
+			if isKustomizationFile(d.Name()) {
+				stripped, refs := stripRemote(data)
+				if len(refs) > 0 {
+					idx.remote[p] = refs
+				}
+				if err := mem.WriteFile(p, stripped); err != nil {
+					idx.unreadable = append(idx.unreadable, filepath.ToSlash(rel))
+				}
+			} else if err := mem.WriteFile(p, data); err != nil {
+				idx.unreadable = append(idx.unreadable, filepath.ToSlash(rel))
+				return nil
 			}
 		}
 		if yamlFile {
-			rel, _ := filepath.Rel(root, p)
 			idx.add(filepath.ToSlash(rel), data)
 		}
 		return nil
@@ -79,7 +114,7 @@ var (
 // build is fluxcd/pkg/kustomize.Build (v1.35.6) with the schema reset described above:
 // the same krusty options (load restrictions none: files anywhere in the file system,
 // which here is the in-memory repository; only built-in plugins) and panic recovery.
-func build(fsys filesys.FileSystem, dir string) (res resmap.ResMap, err error) {
+func build(fsys filesys.FileSystem, dir string) (res resmap.ResMap, read []string, err error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if schemaDirty || openapi.GetSchemaVersion() != builtinSchema {
@@ -100,7 +135,8 @@ func build(fsys filesys.FileSystem, dir string) (res resmap.ResMap, err error) {
 		LoadRestrictions: kustypes.LoadRestrictionsNone,
 		PluginConfig:     kustypes.DisabledPluginConfig(),
 	})
-	return k.Run(watch, dir)
+	res, err = k.Run(watch, dir)
+	return res, watch.read, err
 }
 
 // openapiWatch notes when kustomize reads a kustomization file that mentions openapi (the
@@ -108,19 +144,31 @@ func build(fsys filesys.FileSystem, dir string) (res resmap.ResMap, err error) {
 type openapiWatch struct {
 	filesys.FileSystem
 	seen bool
+	// read are the kustomization files the build read (to report the remote entries left out).
+	read []string
 }
 
 var kustomizationFiles = konfig.RecognizedKustomizationFileNames()
+
+func isKustomizationFile(base string) bool {
+	for _, name := range kustomizationFiles {
+		if base == name {
+			return true
+		}
+	}
+	return false
+}
 
 func (w *openapiWatch) ReadFile(path string) ([]byte, error) {
 	data, err := w.FileSystem.ReadFile(path)
 	if err == nil && !w.seen {
 		base := filepath.Base(path)
-		for _, name := range kustomizationFiles {
-			if base == name && bytes.Contains(bytes.ToLower(data), []byte("openapi")) {
-				w.seen = true
-			}
+		if isKustomizationFile(base) && bytes.Contains(bytes.ToLower(data), []byte("openapi")) {
+			w.seen = true
 		}
+	}
+	if err == nil && isKustomizationFile(filepath.Base(path)) {
+		w.read = append(w.read, path)
 	}
 	return data, err
 }

@@ -81,19 +81,19 @@ func TestBuildSchemaDoesNotLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := build(mem, "/b"); err != nil {
+	if _, _, err := build(mem, "/b"); err != nil {
 		t.Fatal(err)
 	}
 	if schemaDirty {
 		t.Fatal("a build without openapi marked the schema dirty: every build would decode it again")
 	}
-	if _, err := build(mem, "/a"); err != nil {
+	if _, _, err := build(mem, "/a"); err != nil {
 		t.Fatal(err)
 	}
 	if !schemaDirty || openapi.GetSchemaVersion() == builtinSchema {
 		t.Fatalf("after a custom schema: dirty=%v version=%q", schemaDirty, openapi.GetSchemaVersion())
 	}
-	if _, err := build(mem, "/b"); err != nil {
+	if _, _, err := build(mem, "/b"); err != nil {
 		t.Fatal(err)
 	}
 	if v := openapi.GetSchemaVersion(); v != builtinSchema {

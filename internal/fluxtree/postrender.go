@@ -67,7 +67,7 @@ func kustomizeObjects(objs []*unstructured.Unstructured, k *helmv2.Kustomize) ([
 	if err := fsys.WriteFile("/post-render/kustomization.yaml", kusData); err != nil {
 		return nil, err
 	}
-	res, err := build(fsys, "/post-render")
+	res, _, err := build(fsys, "/post-render")
 	if err != nil {
 		return nil, err
 	}

@@ -2,17 +2,18 @@ package fluxtree
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/chartutil"
 	"github.com/fluxcd/pkg/envsubst"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	corev1 "k8s.io/api/core/v1"
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/yaml"
-
-	"helm.sh/helm/v3/pkg/strvals"
 )
 
 // ChartRef says where a HelmRelease's chart comes from, resolved from the Flux source objects.
@@ -32,6 +33,9 @@ type Release struct {
 	Chart  ChartRef
 	// Values are valuesFrom merged in order, then spec.values on top (helm-controller's order).
 	Values map[string]any
+	// Runtime, when set, says a ${VAR} of the release comes from a Secret known only
+	// in-cluster (it was substituted with ""): the values are not the ones Flux will use.
+	Runtime string
 }
 
 // Origin names the release for messages.
@@ -50,14 +54,74 @@ func (t *Tree) Release(id string) (*Release, error) {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, r.HR); err != nil {
 		return nil, fmt.Errorf("HelmRelease %s (%s): %w", id, r.File, err)
 	}
+	r.Runtime = o.Runtime
 	var err error
 	if r.Chart, err = t.chartRef(r.HR); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Origin(), err)
 	}
-	if r.Values, err = t.values(r.HR); err != nil {
+	for i, ref := range r.HR.Spec.ValuesFrom {
+		if ref.Kind != "ConfigMap" {
+			// Secret values would be copied into the machine config in clear text.
+			return nil, fmt.Errorf("%s: spec.valuesFrom[%d] (%s %s): kind %s is refused for a boot release: its values would be written into the Talos machine config; use a ConfigMap or spec.values", r.Origin(), i, ref.Kind, ref.Name, ref.Kind)
+		}
+	}
+	if r.Values, err = t.values(context.Background(), r.HR, r.HR.Spec.ValuesFrom); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Origin(), err)
 	}
 	return r, nil
+}
+
+// CheckRelease checks what helm-controller needs of the HelmRelease "namespace/name" in
+// the cluster: its chart source object exists and its valuesFrom resolve (Secrets made
+// outside Git or SOPS-encrypted count as present). gen's own limits (kinds it can fetch,
+// no Secret values in a machine config) apply only to the releases gen renders (Release).
+func (t *Tree) CheckRelease(id string) error {
+	ns, name, _ := strings.Cut(id, "/")
+	o, ok := t.Get(HelmGroup, "HelmRelease", ns, name)
+	if !ok {
+		return fmt.Errorf("HelmRelease %s: not applied by any Kustomization of this cluster", id)
+	}
+	file := t.files.locateKind("HelmRelease", name)
+	hr := &helmv2.HelmRelease{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, hr); err != nil {
+		return fmt.Errorf("HelmRelease %s (%s): %w", id, file, err)
+	}
+	origin := fmt.Sprintf("HelmRelease %s (%s)", id, file)
+	switch {
+	case hr.Spec.ChartRef != nil:
+		ref := hr.Spec.ChartRef
+		rns := ref.Namespace
+		if rns == "" {
+			rns = hr.Namespace
+		}
+		if _, ok := t.Get(SourceGroup, ref.Kind, rns, ref.Name); !ok && ref.Kind != "ExternalArtifact" {
+			return fmt.Errorf("%s: spec.chartRef: %s %s/%s is not applied by any Kustomization of this cluster", origin, ref.Kind, rns, ref.Name)
+		}
+	case hr.Spec.Chart != nil:
+		sr := hr.Spec.Chart.Spec.SourceRef
+		rns := sr.Namespace
+		if rns == "" {
+			rns = hr.Namespace
+		}
+		if _, ok := t.Get(SourceGroup, sr.Kind, rns, sr.Name); !ok && !(sr.Kind == sourcev1.GitRepositoryKind && t.self[rns+"/"+sr.Name]) {
+			return fmt.Errorf("%s: spec.chart.spec.sourceRef: %s %s/%s is not applied by any Kustomization of this cluster", origin, sr.Kind, rns, sr.Name)
+		}
+	default:
+		return fmt.Errorf("%s: neither spec.chart nor spec.chartRef is set", origin)
+	}
+	var refs []meta.ValuesReference
+	for _, ref := range hr.Spec.ValuesFrom {
+		if ref.Kind == "Secret" {
+			if s, ok := t.Get("", "Secret", hr.Namespace, ref.Name); ok && s.Encrypted || !ok && t.runtimeSecret(hr.Namespace, ref.Name) != "" {
+				continue // exists in-cluster; its keys are not known here
+			}
+		}
+		refs = append(refs, ref)
+	}
+	if _, err := t.values(context.Background(), hr, refs); err != nil {
+		return fmt.Errorf("%s: %w", origin, err)
+	}
+	return nil
 }
 
 func (t *Tree) releaseIDs() []string {
@@ -130,76 +194,37 @@ func (t *Tree) chartRef(hr *helmv2.HelmRelease) (ChartRef, error) {
 	}
 }
 
-// values merges valuesFrom and spec.values exactly in helm-controller's order
-// (fluxcd/pkg/chartutil.ChartValuesFromReferences).
-func (t *Tree) values(hr *helmv2.HelmRelease) (map[string]any, error) {
-	result := map[string]any{}
-	for i, ref := range hr.Spec.ValuesFrom {
-		field := fmt.Sprintf("spec.valuesFrom[%d] (%s %s)", i, ref.Kind, ref.Name)
-		if ref.Kind != "ConfigMap" {
-			// Secret values would be copied into the machine config in clear text.
-			return nil, fmt.Errorf("%s: kind %s is refused: its values would be written into the Talos machine config; use a ConfigMap or spec.values", field, ref.Kind)
-		}
-		o, ok := t.Get("", "ConfigMap", hr.Namespace, ref.Name)
-		if !ok {
-			if ref.Optional {
-				continue
+// values merges valuesFrom and spec.values with helm-controller's own code
+// (fluxcd/pkg/chartutil.ChartValuesFromReferences), reading the ConfigMaps and Secrets the
+// tree produces as helm-controller reads them from the API server.
+func (t *Tree) values(ctx context.Context, hr *helmv2.HelmRelease, refs []meta.ValuesReference) (map[string]any, error) {
+	vals, err := chartutil.ChartValuesFromReferences(ctx, logr.Discard(), &objectReader{tree: t}, hr.Namespace, hr.GetValues(), refs...)
+	var ref *chartutil.ErrValuesReference
+	if errors.As(err, &ref) {
+		field := "spec.valuesFrom"
+		for i, r := range hr.Spec.ValuesFrom {
+			if r.Kind == ref.Kind && r.Name == ref.Name.Name && r.GetValuesKey() == ref.Key {
+				field = fmt.Sprintf("spec.valuesFrom[%d] (%s %s)", i, r.Kind, r.Name)
+				break
 			}
-			return nil, fmt.Errorf("%s: ConfigMap %s/%s is not produced by any Kustomization of this cluster", field, hr.Namespace, ref.Name)
 		}
-		var cm corev1.ConfigMap
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &cm); err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
+		switch {
+		case errors.Is(err, chartutil.ErrResourceNotFound):
+			return nil, fmt.Errorf("%s: %s %s is not produced by any Kustomization of this cluster", field, ref.Kind, ref.Name)
+		case errors.Is(err, chartutil.ErrKeyNotFound):
+			return nil, fmt.Errorf("%s: key %q not found in %s %s", field, ref.Key, ref.Kind, ref.Name)
 		}
-		key := ref.GetValuesKey()
-		data, ok := cm.Data[key]
-		if !ok {
-			if ref.Optional {
-				continue
-			}
-			return nil, fmt.Errorf("%s: key %q not found in ConfigMap %s/%s", field, key, hr.Namespace, ref.Name)
-		}
-		if ref.TargetPath != "" {
-			if err := replacePathValue(result, ref.TargetPath, data); err != nil {
-				return nil, fmt.Errorf("%s: targetPath %q: %w", field, ref.TargetPath, err)
-			}
-			continue
-		}
-		var vals map[string]any
-		if err := yaml.Unmarshal([]byte(data), &vals); err != nil {
-			return nil, fmt.Errorf("%s: key %q is not a YAML map: %w", field, key, err)
-		}
-		result = MergeValues(result, vals)
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
-	return MergeValues(result, hr.GetValues()), nil
-}
-
-// replacePathValue mirrors fluxcd/pkg/chartutil.ReplacePathValue (Helm --set semantics,
-// quoted values kept as strings).
-func replacePathValue(values map[string]any, path, value string) error {
-	quoted := len(value) >= 2 && (value[0] == '\'' || value[0] == '"') && value[len(value)-1] == value[0]
-	if quoted {
-		return strvals.ParseIntoString(path+"="+strings.Trim(value, `'"`), values)
+	if err != nil {
+		return nil, fmt.Errorf("spec.valuesFrom: %w", err)
 	}
-	return strvals.ParseInto(path+"="+value, values)
+	return map[string]any(vals), nil
 }
 
 // MergeValues merges b over a like helm-controller (maps merge deeply, anything else replaces).
 func MergeValues(a, b map[string]any) map[string]any {
-	out := make(map[string]any, len(a))
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		if bm, ok := v.(map[string]any); ok {
-			if am, ok := out[k].(map[string]any); ok {
-				out[k] = MergeValues(am, bm)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
+	return chartutil.MergeMaps(a, b)
 }
 
 // Substitute applies Flux's postBuild substitution (strict: an undefined variable is an

@@ -2,7 +2,9 @@ package fluxtree
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fluxcd/pkg/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -45,21 +47,66 @@ func (t *Tree) substituteAsync(ctx context.Context, ks *unstructured.Unstructure
 	}()
 }
 
-// substitute must not write to the tree (it runs concurrently with the walk).
+// substitute must not write to the tree (it runs concurrently with the walk). It does what
+// kustomize-controller does with each built object: SOPS decryption when spec.decryption
+// asks for it, then postBuild substitution when spec.postBuild is set (without postBuild
+// Flux substitutes nothing, and ${VAR} reaches the cluster as written).
 func (t *Tree) substitute(ctx context.Context, ks *unstructured.Unstructured, what string, resources []*resource.Resource) []substituted {
 	lookup := &objectReader{tree: t}
 	targetNS, _, _ := unstructured.NestedString(ks.Object, "spec", "targetNamespace")
+	_, postBuild, _ := unstructured.NestedMap(ks.Object, "spec", "postBuild")
+	runtimeFrom := t.runtimeSubstituteFrom(ks)
+	provider, _, _ := unstructured.NestedString(ks.Object, "spec", "decryption", "provider")
 	out := make([]substituted, 0, len(resources))
 	for _, res := range resources {
 		r := substituted{kind: res.GetKind(), name: res.GetName()}
-		sub, err := kustomize.SubstituteVariables(ctx, lookup, *ks, res, kustomize.SubstituteWithStrict(true))
-		if err != nil {
-			r.err = err
+		encrypted := isSOPS(res)
+		if encrypted && provider != "sops" {
+			r.err = &sopsError{fmt.Errorf("%s %s is SOPS-encrypted but the Kustomization has no spec.decryption (provider sops): kustomize-controller refuses to apply it", res.GetKind(), res.GetName())}
 			out = append(out, r)
 			continue
 		}
-		if sub == nil { // substitution disabled by annotation
-			sub = res
+		if encrypted {
+			m, err := t.decryptSOPS(res)
+			if err != nil {
+				r.err = err
+				out = append(out, r)
+				continue
+			}
+			if m == nil { // no key: decrypted in-cluster only
+				u := &unstructured.Unstructured{Object: stripSOPS(res)}
+				if targetNS != "" && u.GetNamespace() == "" {
+					u.SetNamespace(targetNS)
+				}
+				r.obj = &Object{Unstructured: u, AppliedBy: ks.GetNamespace() + "/" + ks.GetName(), Encrypted: true}
+				out = append(out, r)
+				continue
+			}
+			dec, err := resourceFromMap(m)
+			if err != nil {
+				r.fatal = fmt.Errorf("%s: %s %s: %w", what, res.GetKind(), res.GetName(), err)
+				return append(out, r)
+			}
+			res = dec
+		}
+		sub := res
+		runtime := ""
+		if postBuild {
+			var err error
+			sub, err = kustomize.SubstituteVariables(ctx, lookup, *ks, res, kustomize.SubstituteWithStrict(true))
+			if err != nil && runtimeFrom != "" && strings.Contains(err.Error(), "variable not set") {
+				// The variable may come from the Secret known only in-cluster.
+				runtime = fmt.Sprintf("%v; postBuild.substituteFrom %s", err, runtimeFrom)
+				sub, err = kustomize.SubstituteVariables(ctx, lookup, *ks, res, kustomize.SubstituteWithStrict(false))
+			}
+			if err != nil {
+				r.err = err
+				out = append(out, r)
+				continue
+			}
+			if sub == nil { // substitution disabled by annotation
+				sub = res
+			}
 		}
 		m, err := sub.Map()
 		if err != nil {
@@ -70,10 +117,35 @@ func (t *Tree) substitute(ctx context.Context, ks *unstructured.Unstructured, wh
 		if targetNS != "" && u.GetNamespace() == "" {
 			u.SetNamespace(targetNS)
 		}
-		r.obj = &Object{Unstructured: u, AppliedBy: ks.GetNamespace() + "/" + ks.GetName()}
+		r.obj = &Object{Unstructured: u, AppliedBy: ks.GetNamespace() + "/" + ks.GetName(), Runtime: runtime}
 		out = append(out, r)
 	}
 	return out
+}
+
+// runtimeSubstituteFrom names the substituteFrom Secrets of ks whose values are known only
+// in-cluster (made outside Git, or SOPS-encrypted without a key here), "" when none.
+func (t *Tree) runtimeSubstituteFrom(ks *unstructured.Unstructured) string {
+	refs, _, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom")
+	var names []string
+	for _, r := range refs {
+		ref, _ := r.(map[string]any)
+		kind, _ := ref["kind"].(string)
+		name, _ := ref["name"].(string)
+		if kind != "Secret" {
+			continue
+		}
+		o, ok := t.Get("", kind, ks.GetNamespace(), name)
+		switch {
+		case ok && o.Encrypted:
+			names = append(names, fmt.Sprintf("Secret %s/%s (SOPS-encrypted; no age key given)", ks.GetNamespace(), name))
+		case !ok:
+			if why := t.runtimeSecret(ks.GetNamespace(), name); why != "" {
+				names = append(names, fmt.Sprintf("Secret %s/%s (%s)", ks.GetNamespace(), name, why))
+			}
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // flush waits for every running substitution, then adds their objects and records their
@@ -91,6 +163,10 @@ func (t *Tree) flush() error {
 				return r.fatal
 			case r.err != nil:
 				err := fmt.Errorf("%s: postBuild substitution in %s %s (%s): %w", j.what, r.kind, r.name, t.files.locateKind(r.kind, r.name), r.err)
+				var se *sopsError
+				if errors.As(r.err, &se) {
+					err = fmt.Errorf("%s: %w", j.what, r.err)
+				}
 				if err := t.fail(j.ks, r.kind, r.name, err); err != nil {
 					return err
 				}

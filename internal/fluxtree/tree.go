@@ -34,7 +34,35 @@ type Object struct {
 	*unstructured.Unstructured
 	// AppliedBy is the Flux Kustomization ("namespace/name") whose build produced the object.
 	AppliedBy string
+	// Encrypted says the object is a SOPS-encrypted Secret that was not decrypted (no age key
+	// given): kustomize-controller decrypts it in-cluster, its values are known only there.
+	Encrypted bool
+	// Runtime, when set, says some ${VAR} of the object could not be resolved because it comes
+	// from a Secret provided at runtime (named here); Flux resolves it in-cluster.
+	Runtime string
 }
+
+// Options tell the walk what is known in-cluster but not in the repository.
+type Options struct {
+	// GitRepository ("namespace/name") names the Flux GitRepository that is this repository;
+	// URL matches it by spec.url. Default: the GitRepository the entry reconciles itself from,
+	// else flux-system/flux-system (what flux bootstrap and flux-operator create).
+	GitRepository string
+	URL           string
+	// RuntimeSecrets ("namespace/name") are Secrets created outside Git (at bootstrap, by the
+	// agent): a substituteFrom naming one is satisfied, its variables are known only in-cluster.
+	RuntimeSecrets []string
+}
+
+// Skip is a Kustomization (or part of one) the walk did not build, with the reason.
+type Skip struct {
+	Kustomization string // "namespace/name"
+	File          string
+	Line          int
+	Reason        string
+}
+
+func (s Skip) String() string { return fmt.Sprintf("Kustomization %s: %s", s.Kustomization, s.Reason) }
 
 // Key identifies an object by group, kind, namespace and name.
 type Key struct{ Group, Kind, Namespace, Name string }
@@ -52,8 +80,17 @@ type Tree struct {
 	Objects []*Object
 	// Kustomizations are the Flux Kustomizations reached, keyed by "namespace/name".
 	Kustomizations map[string]*unstructured.Unstructured
-	// Skipped lists Kustomizations whose source is not this repository (not walked).
-	Skipped []string
+	// Skipped lists Kustomizations whose source is not this repository (not walked) and
+	// remote entries of kustomizations that need the network (left out of the build).
+	Skipped []Skip
+
+	opts Options
+	// self are the GitRepositories ("namespace/name") that are this repository; selfIDs the
+	// URL and ref of those in the entry (another GitRepository with both is the same source).
+	self    map[string]bool
+	selfIDs map[string]bool
+	// decrypt says SOPS-encrypted Secrets are decrypted (an age key is given).
+	decrypt bool
 
 	index map[Key]*Object
 	files *fileIndex
@@ -63,6 +100,8 @@ type Tree struct {
 	workers  chan struct{}
 	// problems, when not nil, collects errors so the walk goes on (LoadAll).
 	problems *[]Problem
+	// problemList is what a LoadAll walk collected (kept for the cache).
+	problemList []Problem
 }
 
 // Problem is one error found while walking, attributed to the Kustomization that hit it.
@@ -91,30 +130,47 @@ func (t *Tree) fail(ks *unstructured.Unstructured, kind, name string, err error)
 
 // Load walks the tree of one cluster. root is the repository root; fluxSystem the
 // cluster's flux-system directory relative to root.
-func Load(ctx context.Context, root, fluxSystem string) (*Tree, error) {
-	return load(ctx, root, fluxSystem, nil)
+// At most one Options may be given.
+func Load(ctx context.Context, root, fluxSystem string, opts ...Options) (*Tree, error) {
+	return load(ctx, root, fluxSystem, first(opts), nil)
+}
+
+func first(opts []Options) Options {
+	if len(opts) > 0 {
+		return opts[0]
+	}
+	return Options{}
 }
 
 // LoadAll walks like Load but does not stop at the first problem: it returns every problem
 // (for `bootcore check`) and the tree of everything that did build.
-func LoadAll(ctx context.Context, root, fluxSystem string) (*Tree, []Problem, error) {
+func LoadAll(ctx context.Context, root, fluxSystem string, opts ...Options) (*Tree, []Problem, error) {
 	var problems []Problem
-	t, err := load(ctx, root, fluxSystem, &problems)
+	t, err := load(ctx, root, fluxSystem, first(opts), &problems)
+	if err == nil {
+		problems = t.problemList
+	}
 	return t, problems, err
 }
 
-func load(ctx context.Context, root, fluxSystem string, problems *[]Problem) (*Tree, error) {
+func load(ctx context.Context, root, fluxSystem string, opts Options, problems *[]Problem) (*Tree, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
 	}
 	cache, _ := ctx.Value(cacheKey{}).(*treeCache)
-	key := abs + "\x00" + filepath.Clean(fluxSystem)
+	key := fmt.Sprintf("%s\x00%s\x00%v\x00%t", abs, filepath.Clean(fluxSystem), opts, sopsKeyGiven())
 	if t := cache.get(key); t != nil {
+		if problems == nil && len(t.problemList) > 0 {
+			return nil, t.problemList[0].Err
+		}
 		return t, nil
 	}
-	t, err := walkTree(ctx, root, abs, fluxSystem, problems)
-	if err == nil && (problems == nil || len(*problems) == 0) {
+	t, err := walkTree(ctx, root, abs, fluxSystem, opts, problems)
+	if err == nil && problems != nil {
+		t.problemList = *problems
+		cache.put(key, t)
+	} else if err == nil {
 		cache.put(key, t)
 	}
 	return t, err
@@ -153,7 +209,7 @@ func (c *treeCache) put(key string, t *Tree) {
 	c.trees[key] = t
 }
 
-func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Problem) (*Tree, error) {
+func walkTree(ctx context.Context, root, abs, fluxSystem string, opts Options, problems *[]Problem) (*Tree, error) {
 	work, files, err := snapshot(abs)
 	if err != nil {
 		return nil, err
@@ -167,6 +223,8 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Pro
 		problems:       problems,
 		abs:            abs,
 		workers:        make(chan struct{}, runtime.GOMAXPROCS(0)),
+		opts:           opts,
+		decrypt:        sopsKeyGiven(),
 	}
 	defer t.wait()
 
@@ -179,6 +237,10 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, problems *[]Pro
 	if err := t.apply(ctx, work, entry, "entry "+fluxSystem); err != nil {
 		return nil, err
 	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	t.self, t.selfIDs = t.thisRepository(fluxSystem)
 
 	// Breadth-first over the Kustomizations the builds produce. One whose substituteFrom
 	// objects do not exist yet waits until a later build produces them, as it would in-cluster.
@@ -245,9 +307,9 @@ func (t *Tree) newKustomizations() []*unstructured.Unstructured {
 
 func (t *Tree) walk(ctx context.Context, work filesys.FileSystem, ks *unstructured.Unstructured) error {
 	id := ks.GetNamespace() + "/" + ks.GetName()
-	kind, _, _ := unstructured.NestedString(ks.Object, "spec", "sourceRef", "kind")
-	if kind != "" && kind != "GitRepository" {
-		t.Skipped = append(t.Skipped, fmt.Sprintf("Kustomization %s: source %s is not this repository", id, kind))
+	if reason := t.notThisRepository(ks); reason != "" {
+		file, line := t.files.position(ks.GetKind(), ks.GetName())
+		t.Skipped = append(t.Skipped, Skip{Kustomization: id, File: file, Line: line, Reason: reason})
 		return nil
 	}
 	return t.apply(ctx, work, ks, "Kustomization "+id)
@@ -264,17 +326,35 @@ func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructu
 	}
 	// Flux's generator computes the kustomization.yaml kustomize-controller would build
 	// (reading the repository, never writing it); it goes into the in-memory copy only.
-	manifest, kfile, _, err := kustomize.NewGenerator(t.abs, *ks).GenerateManifest(dir)
+	// The generator scans the working tree; Flux scans the artifact: what the snapshot left
+	// out under dir is ignored by the generator too.
+	generator := kustomize.NewGenerator(t.abs, *ks)
+	if ignored := t.files.ignoredUnder(rel); ignored != "" && !hasKustomizationFile(work, dir) {
+		generator = kustomize.NewGeneratorWithIgnore(t.abs, ignored, *ks)
+	}
+	manifest, kfile, _, err := generator.GenerateManifest(dir)
 	var restore func() error
 	if err == nil {
+		// The generator read the repository's own file: leave out its remote entries too.
+		var refs []remoteRef
+		if manifest, refs = stripRemote(manifest); len(refs) > 0 && t.files.remote[kfile] == nil {
+			t.files.remote[kfile] = refs
+		}
 		restore, err = replaceFile(work, kfile, manifest)
 	}
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: generating kustomization for %s: %w", what, rel, err))
 	}
-	resources, err := build(work, dir)
+	resources, read, err := build(work, dir)
 	if rerr := restore(); rerr != nil {
 		return rerr
+	}
+	t.noteOffline(ks, read)
+	if err != nil && t.unreadableIn(err) != "" {
+		file, line := t.files.position(ks.GetKind(), ks.GetName())
+		t.Skipped = append(t.Skipped, Skip{Kustomization: ks.GetNamespace() + "/" + ks.GetName(), File: file, Line: line,
+			Reason: fmt.Sprintf("not checked: its build reads %s, a file name kustomize's in-memory file system refuses (Flux builds on disk)", t.unreadableIn(err))})
+		return nil
 	}
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: kustomize build %s: %w", what, rel, err))
@@ -334,7 +414,7 @@ func (t *Tree) missingSubstituteFrom(ks *unstructured.Unstructured) string {
 		if optional {
 			continue
 		}
-		if _, ok := t.Get("", kind, ks.GetNamespace(), name); !ok {
+		if _, ok := t.Get("", kind, ks.GetNamespace(), name); !ok && (kind != "Secret" || t.runtimeSecret(ks.GetNamespace(), name) == "") {
 			return fmt.Sprintf("%s %s/%s", kind, ks.GetNamespace(), name)
 		}
 	}
@@ -355,8 +435,16 @@ func (r *objectReader) Get(_ context.Context, key types.NamespacedName, obj clie
 	}
 	kind := gvks[0].Kind
 	o, ok := r.tree.Get("", kind, key.Namespace, key.Name)
-	if !ok {
+	switch {
+	case ok && kind == "Secret" && o.Encrypted, !ok && kind == "Secret" && r.tree.runtimeSecret(key.Namespace, key.Name) != "":
+		// Provided at runtime: it exists in-cluster, its values are not known here.
+		obj.SetName(key.Name)
+		obj.SetNamespace(key.Namespace)
+		return nil
+	case !ok:
 		return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(kind) + "s"}, key.Name)
+	case kind == "Secret":
+		return fromUnstructured(asServed(o.Unstructured), obj)
 	}
 	return fromUnstructured(o.Unstructured, obj)
 }

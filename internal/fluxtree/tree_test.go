@@ -244,3 +244,68 @@ func TestSubstituteIsStrict(t *testing.T) {
 		t.Fatalf("want an error naming UNSET, got %v", err)
 	}
 }
+
+// valuesFrom is merged by helm-controller's own code (fluxcd/pkg/chartutil): a literal
+// targetPath value (ValuesReference.Literal) stays a string. The hand copy it replaced
+// ignored Literal and parsed "true" as a bool.
+func TestReleaseValuesAsHelmController(t *testing.T) {
+	release := strings.Replace(baseTree(nil)["apps/release.yaml"],
+		"    - {kind: ConfigMap, name: app-extra, valuesKey: tag, targetPath: image.tag}\n",
+		"    - {kind: ConfigMap, name: app-extra, valuesKey: tag, targetPath: image.tag}\n"+
+			"    - {kind: ConfigMap, name: app-extra, valuesKey: flag, targetPath: feature.flag, literal: true}\n", 1)
+	kust := strings.Replace(baseTree(nil)["apps/kustomization.yaml"], "literals: [tag=v9]", "literals: [tag=v9, flag=true]", 1)
+	root := writeTree(t, baseTree(map[string]string{"apps/release.yaml": release, "apps/kustomization.yaml": kust}))
+	tree, err := Load(context.Background(), root, "clusters/c1/flux-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tree.Release("apps/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feature, _ := r.Values["feature"].(map[string]any)
+	if v, ok := feature["flag"].(string); !ok || v != "true" {
+		t.Errorf("feature.flag = %#v, want the literal string \"true\"", feature["flag"])
+	}
+}
+
+// The spec says which GitRepository is this repository, by name or by URL (any spelling);
+// without it, a GitRepository of another branch is not walked, and says so.
+func TestThisRepositoryOptions(t *testing.T) {
+	extra := map[string]string{"clusters/c1/next.yaml": `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: next, namespace: flux-system}
+spec: {interval: 1m, url: "ssh://git@example.invalid/repo", ref: {branch: next}}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: next, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./next
+  prune: true
+  sourceRef: {kind: GitRepository, name: next}
+`, "next/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: next, namespace: default}\n"}
+	root := writeTree(t, baseTree(extra))
+	for _, tc := range []struct {
+		opts   Options
+		walked bool
+	}{
+		{Options{}, false},
+		{Options{GitRepository: "flux-system/next"}, true},
+		{Options{URL: "git@example.invalid:repo.git"}, true},
+	} {
+		tree, err := Load(context.Background(), root, "clusters/c1/flux-system", tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, walked := tree.Get("", "ConfigMap", "default", "next")
+		if walked != tc.walked {
+			t.Errorf("%+v: Kustomization next walked = %v, want %v (skipped: %v)", tc.opts, walked, tc.walked, tree.Skipped)
+		}
+		if !walked && (len(tree.Skipped) != 1 || !strings.Contains(tree.Skipped[0].Reason, "GitRepository flux-system/next (ssh://git@example.invalid/repo branch next) is another repository or ref") || tree.Skipped[0].File != "clusters/c1/next.yaml") {
+			t.Errorf("%+v: skipped %+v", tc.opts, tree.Skipped)
+		}
+	}
+}

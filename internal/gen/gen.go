@@ -164,14 +164,27 @@ type generator struct {
 }
 
 func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
-	if err := checkSettings(g.repo, c); err != nil {
-		return nil, nil, err
+	if g.spec.CNI.HelmRelease == "" {
+		return nil, nil, fmt.Errorf("%s: cni.helmRelease is not set: gen renders the CNI that Talos installs at boot (check runs without it)", spec.DefaultPath)
 	}
-	tree, err := fluxtree.Load(ctx, g.repo, c.FluxSystem)
+	if c.Settings != "" {
+		if err := checkSettings(g.repo, c); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Problems elsewhere in the tree are check's business: gen fails only on those of the
+	// Kustomizations that lead to what it renders.
+	tree, problems, err := fluxtree.LoadAll(ctx, g.repo, c.FluxSystem, TreeOptions(g.spec))
 	if err != nil {
 		return nil, nil, err
 	}
-	report := &ClusterReport{Name: c.Name, TalosVersion: c.TalosVersion, BudgetBytes: g.spec.Budget.MaxConfigBytes, Skipped: tree.Skipped}
+	if err := bootProblems(tree, problems, BootReleases(g.spec)); err != nil {
+		return nil, nil, err
+	}
+	report := &ClusterReport{Name: c.Name, TalosVersion: c.TalosVersion, BudgetBytes: g.spec.Budget.MaxConfigBytes}
+	for _, s := range tree.Skipped {
+		report.Skipped = append(report.Skipped, s.String())
+	}
 
 	crds, err := g.phase0(ctx, c, tree, report)
 	if err != nil {
@@ -276,6 +289,10 @@ func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Char
 	})
 	if err != nil {
 		return nil, err
+	}
+	if r.Runtime != "" {
+		// Rendering with the variable empty would boot other values than Flux applies.
+		return nil, fmt.Errorf("%s: a variable of its values is known only in-cluster (%s): give the age key in SOPS_AGE_KEY or SOPS_AGE_KEY_FILE when the Secret is SOPS-encrypted in Git, or define the variable in Git", r.Origin(), r.Runtime)
 	}
 	from := r.Chart.Kind
 	if r.Chart.URL != "" {

@@ -32,7 +32,7 @@ func (o *Output) Print(w io.Writer) {
 			}
 		}
 		for _, s := range c.Skipped {
-			fmt.Fprintf(w, "  not walked: %s\n", s)
+			fmt.Fprintf(w, "  skipped: %s\n", s)
 		}
 	}
 }

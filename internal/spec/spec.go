@@ -43,7 +43,7 @@ type Spec struct {
 	// Clusters booted from this repository.
 	Clusters []Cluster `json:"clusters"`
 	// CNI is the phase-1 HelmRelease, installed by Talos at boot and adopted by Flux later.
-	CNI Release `json:"cni"`
+	CNI CNI `json:"cni"`
 	// CRDs are the phase-0 sources: only their CustomResourceDefinitions are kept.
 	CRDs []CRDSource `json:"crds,omitempty"`
 	// CRDDescriptions is CRDDescriptionsKeep (default) or CRDDescriptionsStrip: strip drops the
@@ -60,6 +60,21 @@ type Spec struct {
 	Lock string `json:"lock,omitempty"`
 	// Agent configures the post-boot hand-over to Flux (see agent.go).
 	Agent *Agent `json:"agent,omitempty"`
+	// GitRepository says which Flux GitRepository is this repository (walk scope).
+	GitRepository *GitRepository `json:"gitRepository,omitempty"`
+	// BootstrapSecrets ("namespace/name") are Secrets created outside Git before Flux runs
+	// (a bootstrap script, a secret manager); substitution counts them as provided at runtime.
+	BootstrapSecrets []string `json:"bootstrapSecrets,omitempty"`
+}
+
+// GitRepository names the Flux GitRepository that is this repository, by name or by URL.
+// Kustomizations of any other source are not walked (listed as skipped). Default: the one
+// the cluster's entry reconciles itself from, else flux-system/flux-system.
+type GitRepository struct {
+	// Name is "<namespace>/<name>".
+	Name string `json:"name,omitempty"`
+	// URL matches GitRepositories by spec.url (https, ssh and scp-like spellings are equal).
+	URL string `json:"url,omitempty"`
 }
 
 // Cluster is one Talos cluster.
@@ -73,8 +88,9 @@ type Cluster struct {
 	Endpoint string `json:"endpoint"`
 	// FluxSystem is the directory holding the cluster's Flux entry (gotk-sync.yaml, kustomization.yaml).
 	FluxSystem string `json:"fluxSystem"`
-	// Settings is the cluster-settings ConfigMap file used by postBuild.substituteFrom.
-	Settings string `json:"settings"`
+	// Settings is the cluster-settings ConfigMap file used by postBuild.substituteFrom
+	// (optional: a tree may have none).
+	Settings string `json:"settings,omitempty"`
 	// CNIValues is a values file with boot-only overrides of the CNI HelmRelease's values.
 	CNIValues string `json:"cniValues,omitempty"`
 	// Patches are the user's static Talos patches for every node (talosctl --config-patch);
@@ -84,6 +100,14 @@ type Cluster struct {
 	// (talosctl --config-patch-control-plane / --config-patch-worker).
 	ControlPlanePatches []string `json:"controlPlanePatches,omitempty"`
 	WorkerPatches       []string `json:"workerPatches,omitempty"`
+}
+
+// CNI is the phase-1 release.
+type CNI struct {
+	Release `json:",inline"`
+	// RequireDriftDetection makes check's drift-detection rule (story AC7) an error instead
+	// of a warning.
+	RequireDriftDetection bool `json:"requireDriftDetection,omitempty"`
 }
 
 // Release names a Flux HelmRelease in the GitOps tree.
@@ -218,10 +242,8 @@ func (s *Spec) Validate() error {
 		if !strings.HasPrefix(c.Endpoint, "https://") {
 			return fmt.Errorf("%s.endpoint: %q must be an https:// URL", field, c.Endpoint)
 		}
-		for name, p := range map[string]string{"fluxSystem": c.FluxSystem, "settings": c.Settings} {
-			if p == "" {
-				return fmt.Errorf("%s.%s: required", field, name)
-			}
+		if c.FluxSystem == "" {
+			return fmt.Errorf("%s.fluxSystem: required", field)
 		}
 		for name, p := range map[string]string{"fluxSystem": c.FluxSystem, "settings": c.Settings, "cniValues": c.CNIValues} {
 			if err := relPath(p); err != nil {
@@ -236,8 +258,10 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
-	if err := s.CNI.validate("cni"); err != nil {
-		return err
+	if s.CNI.HelmRelease != "" || len(s.CNI.Values) > 0 {
+		if err := s.CNI.validate("cni"); err != nil {
+			return err
+		}
 	}
 	releases := map[string]bool{}
 	for i, r := range s.CRDs {
@@ -282,6 +306,21 @@ func (s *Spec) Validate() error {
 	if s.Agent != nil {
 		if err := s.Agent.validate(s); err != nil {
 			return err
+		}
+	}
+	if g := s.GitRepository; g != nil {
+		if (g.Name == "") == (g.URL == "") {
+			return errors.New("gitRepository: set either name or url")
+		}
+		if g.Name != "" {
+			if ns, name, ok := strings.Cut(g.Name, "/"); !ok || !dns1123.MatchString(ns) || name == "" {
+				return fmt.Errorf("gitRepository.name: %q must be <namespace>/<name>", g.Name)
+			}
+		}
+	}
+	for i, id := range s.BootstrapSecrets {
+		if ns, name, ok := strings.Cut(id, "/"); !ok || !dns1123.MatchString(ns) || name == "" {
+			return fmt.Errorf("bootstrapSecrets[%d]: %q must be <namespace>/<name>", i, id)
 		}
 	}
 	return nil
