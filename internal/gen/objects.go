@@ -245,5 +245,8 @@ func show(v any) string {
 	if v == nil {
 		return "(unset)"
 	}
+	if v == "" {
+		return `""`
+	}
 	return fmt.Sprintf("%v", v)
 }
