@@ -436,7 +436,7 @@ func (b *scBed) oneSourceOfTruth(t *testing.T, boot map[string]scObject) {
 	}
 	overrides := out.Clusters[0].BootOnlyValues
 	t.Logf("gen's boot-only values: %v; objects helm-controller added: %v", overrides, added)
-	if got, want := strings.Join(overrides, "; "), "hubble.tls.auto.enabled: true -> false; hubble.tls.server.existingSecret:  -> hubble-server-certs"; got != want {
+	if got, want := strings.Join(overrides, "; "), "hubble.tls.auto.enabled: true -> false; hubble.tls.server.existingSecret: \"\" -> hubble-server-certs"; got != want {
 		t.Errorf("boot-only values = %q, want %q", got, want)
 	}
 	if got := strings.Join(added, " "); got != "secrets kube-system/cilium-ca secrets kube-system/hubble-server-certs" {
