@@ -31,7 +31,7 @@ vet:
 # The packages' tests render the lab tree, whose charts come through the lab's mirror: one
 # mirror serves the whole run (by hand: integration/.testbin/chartmirror -- go test ./internal/gen).
 test-unit: testbin chartmirror
-	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(WITH_MIRROR) $(GO) test -count=1 $(UNIT_PKGS)
+	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(WITH_MIRROR) $(GO) test -count=1 -timeout 30m $(UNIT_PKGS)
 
 # Everything: unit tests, the committed lab output is current, and the test-bed suites.
 test: vet gen-check check test-unit fuzz-smoke test-integration

@@ -72,10 +72,10 @@ func TestLabOutputIsCurrentAndDeterministic(t *testing.T) {
 	first := run(t, lab)
 	second := run(t, lab)
 	want := []string{
-		"generated/apps/controlplane.yaml", "generated/apps/post-handover.yaml", "generated/apps/worker.yaml",
-		"generated/infra/controlplane.yaml", "generated/infra/post-handover.yaml", "generated/infra/worker.yaml",
+		"generated/apps/agent-rbac.yaml", "generated/apps/controlplane.yaml", "generated/apps/post-handover.yaml", "generated/apps/worker.yaml",
+		"generated/infra/agent-rbac.yaml", "generated/infra/controlplane.yaml", "generated/infra/post-handover.yaml", "generated/infra/worker.yaml",
 	}
-	if got := strings.Join(first.Paths(), " "); got != strings.Join(want, " ") {
+	if got := strings.Join(first.Paths(), " "); got != "bootstrap/bootcore.lock "+strings.Join(want, " ") {
 		t.Fatalf("files = %s, want %s", got, strings.Join(want, " "))
 	}
 	for _, p := range want {
@@ -121,7 +121,8 @@ func TestPhaseSeparation(t *testing.T) {
 	for cluster, version := range map[string]string{"infra": "v1.13.9", "apps": "v1.14.1"} {
 		m := manifests(t, out, cluster, version)
 		crds, cni := m[CRDManifest], m[CNIManifest]
-		// Phase 0: exactly the CRDs of the three sources, sorted, nothing else.
+		// Phase 0: exactly the CRDs of the three published charts (cert-manager 6, External
+		// Secrets 25 from templates/crds/, flux-operator 4), sorted, nothing else.
 		var names []string
 		for _, o := range crds {
 			if !isCRD(o.Unstructured) {
@@ -129,7 +130,7 @@ func TestPhaseSeparation(t *testing.T) {
 			}
 			names = append(names, o.GetName())
 		}
-		want := "certificates.cert-manager.io clusterissuers.cert-manager.io clustersecretstores.external-secrets.io externalsecrets.external-secrets.io fluxinstances.fluxcd.controlplane.io fluxreports.fluxcd.controlplane.io issuers.cert-manager.io resourcesets.fluxcd.controlplane.io secretstores.external-secrets.io"
+		want := "acraccesstokens.generators.external-secrets.io beyondtrustworkloadcredentialsdynamicsecrets.generators.external-secrets.io certificaterequests.cert-manager.io certificates.cert-manager.io challenges.acme.cert-manager.io cloudsmithaccesstokens.generators.external-secrets.io clusterexternalsecrets.external-secrets.io clustergenerators.generators.external-secrets.io clusterissuers.cert-manager.io clusterpushsecrets.external-secrets.io clustersecretstores.external-secrets.io ecrauthorizationtokens.generators.external-secrets.io externalsecrets.external-secrets.io fakes.generators.external-secrets.io fluxinstances.fluxcd.controlplane.io fluxreports.fluxcd.controlplane.io gcraccesstokens.generators.external-secrets.io generatorstates.generators.external-secrets.io githubaccesstokens.generators.external-secrets.io gitlabdeploytokens.generators.external-secrets.io grafanas.generators.external-secrets.io issuers.cert-manager.io mfas.generators.external-secrets.io orders.acme.cert-manager.io passwords.generators.external-secrets.io pushsecrets.external-secrets.io quayaccesstokens.generators.external-secrets.io resourcesetinputproviders.fluxcd.controlplane.io resourcesets.fluxcd.controlplane.io secretstores.external-secrets.io sshkeys.generators.external-secrets.io stssessiontokens.generators.external-secrets.io uuids.generators.external-secrets.io vaultdynamicsecrets.generators.external-secrets.io webhooks.generators.external-secrets.io"
 		if got := strings.Join(names, " "); got != want {
 			t.Errorf("%s: phase-0 CRDs\n got %s\nwant %s", cluster, got, want)
 		}
@@ -151,8 +152,8 @@ func TestPhaseSeparation(t *testing.T) {
 				t.Errorf("%s: namespaced %s %s has no namespace (Talos would create it in default)", cluster, o.GetKind(), o.GetName())
 			}
 		}
-		if kinds["DaemonSet"] != 1 || kinds["Deployment"] != 1 {
-			t.Errorf("%s: phase 1 kinds = %v, want the cilium DaemonSet and cilium-operator Deployment", cluster, kinds)
+		if kinds["DaemonSet"] != 2 || kinds["Deployment"] != 1 {
+			t.Errorf("%s: phase 1 kinds = %v, want the cilium and cilium-envoy DaemonSets and the cilium-operator Deployment", cluster, kinds)
 		}
 	}
 }
@@ -161,14 +162,14 @@ func TestPhaseSeparation(t *testing.T) {
 // and the report lists exactly what they change.
 func TestBootValuesPrecedence(t *testing.T) {
 	root := labCopy(t)
-	write(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "hubble: {tls: {auto: {enabled: false}}}\noperator: {replicas: ${COREDNS_REPLICAS}}\ncluster: {name: boot-${CLUSTER_NAME}}\n")
+	write(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "hubble: {tls: {auto: {enabled: false}, server: {existingSecret: hubble-server-certs}}}\noperator: {replicas: ${COREDNS_REPLICAS}}\ncluster: {name: boot-${CLUSTER_NAME}}\n")
 	edit(t, root, "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", "replicas: 2", "replicas: 1")
 	out, err := Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(out.Clusters[0].BootOnlyValues, "\n")
-	want := "cluster.name: infra -> boot-infra\nhubble.tls.auto.enabled: true -> false\noperator.replicas: 1 -> 2"
+	want := "cluster.name: infra -> boot-infra\nhubble.tls.auto.enabled: true -> false\nhubble.tls.server.existingSecret: \"\" -> hubble-server-certs\noperator.replicas: 1 -> 2"
 	if got != want {
 		t.Errorf("boot-only values:\n%s\nwant\n%s", got, want)
 	}
