@@ -33,7 +33,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ageKey, err := os.ReadFile(filepath.Join(root, "internal", "agent", "sopsage", "testdata", "test.agekey"))
+	ageKey, err := os.ReadFile(filepath.Join(root, "internal", "sopsage", "testdata", "test.agekey"))
 	if err != nil {
 		t.Fatal(err)
 	}

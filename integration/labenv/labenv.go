@@ -109,7 +109,7 @@ func Prepare(ctx context.Context, root, dir string, git *testbed.GitServer, clus
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	sopsDir := filepath.Join(root, "internal", "agent", "sopsage", "testdata")
+	sopsDir := filepath.Join(root, "internal", "sopsage", "testdata")
 	if err := copyFile(filepath.Join(sopsDir, "secret.sops.yaml"), filepath.Join(dir, "bootstrap", "secrets", "onepassword-connect.sops.yaml")); err != nil {
 		return nil, err
 	}

@@ -298,11 +298,11 @@ func TestResolveSecrets(t *testing.T) {
 	must(os.WriteFile(filepath.Join(repo, "known_hosts"), []byte("github.com ssh-ed25519 AAAA\n"), 0o644))
 	must(os.WriteFile(filepath.Join(home, "id"), []byte("PRIVATE-KEY-MATERIAL"), 0o600))
 	must(os.WriteFile(filepath.Join(repo, "plain.yaml"), []byte("stringData:\n  token: from-yaml\n"), 0o644))
-	sopsFixture, err := os.ReadFile(filepath.Join("sopsage", "testdata", "secret.sops.yaml"))
+	sopsFixture, err := os.ReadFile(filepath.Join("..", "sopsage", "testdata", "secret.sops.yaml"))
 	must(err)
 	must(os.WriteFile(filepath.Join(repo, "op.sops.yaml"), sopsFixture, 0o644))
 	t.Setenv("SOPS_AGE_KEY", "")
-	t.Setenv("SOPS_AGE_KEY_FILE", filepath.Join("sopsage", "testdata", "test.agekey"))
+	t.Setenv("SOPS_AGE_KEY_FILE", filepath.Join("..", "sopsage", "testdata", "test.agekey"))
 
 	env := map[string]string{"TOKEN": "env-token-value", "EMPTY": ""}
 	src := secretSources{repo: repo, home: func() (string, error) { return home, nil },
