@@ -25,6 +25,9 @@ type badInput struct {
 	} `json:"edit"`
 	Want []string `json:"want"`
 	Code int      `json:"code"`
+	// VendorCNI puts the published Cilium chart into the repository (a GitRepository chart)
+	// before the edits, for cases that change the chart itself.
+	VendorCNI bool `json:"vendorCNI"`
 }
 
 // snapshot hashes every file under dir, so a test can prove nothing was written or changed.
@@ -66,6 +69,9 @@ func TestBadInput(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
 			repo := testutil.CopyDir(t, lab)
+			if tc.VendorCNI {
+				testutil.VendorCNI(t, lab, repo)
+			}
 			for p, content := range tc.Write {
 				if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, p)), 0o755); err != nil {
 					t.Fatal(err)

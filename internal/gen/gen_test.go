@@ -14,7 +14,6 @@ import (
 
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/registry"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -37,22 +36,11 @@ func TestMain(m *testing.M) {
 func labCopy(t *testing.T) string { return testutil.CopyDir(t, lab) }
 
 // cniRepoSpec is how the lab's Cilium HelmRelease names its chart.
-const cniRepoSpec = "chart: cilium\n      version: \"1.19.6\"\n      sourceRef:\n        kind: HelmRepository\n        name: cilium\n        namespace: flux-system"
+const cniRepoSpec = testutil.CNIRepoSpec
 
 // gitCNI vendors the published Cilium chart into root/charts/cilium and points the lab's
 // Cilium HelmRelease at it (a GitRepository chart), so a test can add templates to it.
-func gitCNI(t *testing.T, root string) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(lab, "../upstream-charts/cilium-1.19.6.tgz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := chartutil.Expand(filepath.Join(root, "charts"), bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	edit(t, root, "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", cniRepoSpec,
-		"chart: ./charts/cilium\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n        namespace: flux-system")
-}
+func gitCNI(t *testing.T, root string) { testutil.VendorCNI(t, lab, root) }
 
 func edit(t *testing.T, root, rel, old, new string) { testutil.Edit(t, root, rel, old, new) }
 

@@ -7,6 +7,7 @@ package gen
 import (
 	"bytes"
 	"context"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -53,7 +54,7 @@ func TestBOOT_CORE_UNIT_001_PhaseGuard(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()}); err != nil {
 		t.Fatalf("gen with the CRD template switched off: %v", err)
 	}
-	edit(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "      enabled: false\n", "      enabled: false\nextraCRD: true\n")
+	edit(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "existingSecret: hubble-server-certs\n", "existingSecret: hubble-server-certs\nextraCRD: true\n")
 	_, err := Run(context.Background(), Options{Repo: root, Clusters: []string{"infra"}, CacheDir: t.TempDir()})
 	if err == nil {
 		t.Fatal("gen accepted a CNI render with a CRD")
@@ -88,7 +89,8 @@ func TestBOOT_CORE_UNIT_002_Phase0Purity(t *testing.T) {
 				t.Fatalf("crds source HelmRelease %s not in the tree", src.HelmRelease)
 			}
 			chart, _, _ := unstructured.NestedString(hr.Object, "spec", "chart", "spec", "chart")
-			for _, n := range chartCRDNames(t, filepath.Join(lab, chart)) {
+			version, _, _ := unstructured.NestedString(hr.Object, "spec", "chart", "spec", "version")
+			for _, n := range chartCRDNames(t, publishedChart(t, chart, version)) {
 				want[n] = true
 			}
 		}
@@ -136,6 +138,21 @@ var (
 
 // chartCRDNames reads <plural>.<group> of every CustomResourceDefinition document in a chart's
 // templates/ and crds/ files.
+// publishedChart expands the published package of chart at version (the lab's HelmReleases
+// name them) into a temporary directory and returns the chart's directory.
+func publishedChart(t *testing.T, chart, version string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(lab, "..", "upstream-charts", chart+"-"+version+".tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := chartutil.Expand(dir, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, chart)
+}
+
 func chartCRDNames(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bootcore-dev/bootcore/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -345,6 +346,8 @@ func TestPhase0SizeRealCharts(t *testing.T) {
 // Hooks are never silently dropped from phase 0 either: a CRD a chart ships as a hook cannot boot.
 func TestPhase0HookCRDIsAnError(t *testing.T) {
 	root := labCopy(t)
+	testutil.VendorChart(t, lab, root, "cert-manager-v1.19.1.tgz", "kubernetes/infrastructure/security/cert-manager/helmrelease.yaml",
+		"chart: cert-manager\n      version: \"v1.19.1\"\n      sourceRef:\n        kind: HelmRepository\n        name: jetstack\n        namespace: flux-system")
 	write(t, root, "charts/cert-manager/templates/hook-crd.yaml", `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:

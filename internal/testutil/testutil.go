@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"helm.sh/helm/v3/pkg/chartutil"
 )
 
 // CopyDir copies the tree at src into a fresh temporary directory and returns it.
@@ -72,4 +75,31 @@ func IsolateHelm() (cleanup func()) {
 	os.Setenv("HELM_CONFIG_HOME", dir)
 	os.Setenv("DOCKER_CONFIG", dir)
 	return func() { os.RemoveAll(dir) }
+}
+
+// CNIRepoSpec is how the lab's Cilium HelmRelease names its chart (the published chart at its
+// HelmRepository, served by the lab's mirror).
+const CNIRepoSpec = "chart: cilium\n      version: \"1.19.6\"\n      sourceRef:\n        kind: HelmRepository\n        name: cilium\n        namespace: flux-system"
+
+// VendorChart expands the published chart package (integration/testdata/upstream-charts/<pkg>,
+// found from the lab copy's original at lab) into root/charts/<name>, as a user who keeps a
+// chart in Git to patch it would, and points the HelmRelease file hr at it instead of repoSpec:
+// a test can then add templates to a real chart.
+func VendorChart(t testing.TB, lab, root, pkg, hr, repoSpec string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(lab, "..", "upstream-charts", pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chartutil.Expand(filepath.Join(root, "charts"), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	name := pkg[:strings.LastIndex(pkg, "-")]
+	Edit(t, root, hr, repoSpec, "chart: ./charts/"+name+"\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n        namespace: flux-system")
+}
+
+// VendorCNI is VendorChart for the lab's Cilium HelmRelease.
+func VendorCNI(t testing.TB, lab, root string) {
+	t.Helper()
+	VendorChart(t, lab, root, "cilium-1.19.6.tgz", "kubernetes/infrastructure/networking/cilium/core/helmrelease.yaml", CNIRepoSpec)
 }
