@@ -62,13 +62,15 @@ gen-check:
 
 # The lab: both lab clusters on the test bed, booted from gen's patches (Talos emulation),
 # handed over to Flux by bootcore agent; status printed; left running until make lab-down.
-LAB_BIN = integration/.testbin/lab
+LAB_BIN ?= integration/.testbin/lab
+# Logs, pid file and lock of the running lab (integration/cmd/lab's walkthrough test uses its own).
+LAB_STATE ?= integration/.run/lab
 lab: testbin build
 	$(GO) build -o $(LAB_BIN) ./integration/cmd/lab
-	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(LAB_BIN) up -detach -agent $(BIN)
+	BOOTCORE_TESTBIN=$(TESTBIN_DIR) $(LAB_BIN) up -detach -agent $(BIN) -state $(LAB_STATE)
 
 lab-down:
-	@if [ -x $(LAB_BIN) ]; then $(LAB_BIN) down; else echo "lab: not running"; fi
+	@if [ -x $(LAB_BIN) ]; then $(LAB_BIN) down -state $(LAB_STATE); else echo "lab: not running"; fi
 
 include integration/testbed.mk
 include bench.mk
