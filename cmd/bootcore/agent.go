@@ -68,17 +68,17 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
   bootcore agent --cluster infra --talosconfig ./talosconfig --nodes 10.0.0.2,10.0.0.3,10.0.0.4
   bootcore agent --cluster apps --flux-install=manifests --manifests ./flux-manifests
   bootcore agent --cluster infra --dry-run`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Cluster == "" {
-				return &exitError{code: agent.ExitInvalid, msg: "bootcore agent: --cluster is required"}
+				return &exitError{code: agent.ExitInvalid, msg: "--cluster is required"}
 			}
 			switch output {
 			case "text":
 			case "json":
 				o.JSON = true
 			default:
-				return &exitError{code: agent.ExitInvalid, msg: fmt.Sprintf("bootcore agent: -o %q: want text or json", output)}
+				return &exitError{code: agent.ExitInvalid, msg: fmt.Sprintf("-o %q: want text or json", output)}
 			}
 			o.Timeouts = map[string]time.Duration{}
 			for name, d := range timeouts {
@@ -86,7 +86,13 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 			}
 			conn, talos, err := access.open(writeKubeconfig)
 			if err != nil {
-				return &exitError{code: agent.ExitInvalid, msg: "bootcore agent: " + err.Error()}
+				return &exitError{code: agent.ExitInvalid, msg: err.Error()}
+			}
+			// A kubeconfig that does not load is bad input, reported before anything runs.
+			if k, ok := conn.(agent.Kubeconfig); ok {
+				if _, err := k.Connect(cmd.Context()); err != nil {
+					return &exitError{code: exitInvalid, msg: err.Error()}
+				}
 			}
 			o.Connector = conn
 			if talos != nil {
@@ -110,13 +116,15 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 	f := cmd.Flags()
 	f.StringVar(&o.Cluster, "cluster", "", "cluster of bootstrap/bootcore.yaml to hand over (required)")
 	f.StringVar(&o.Repo, "repo", ".", "repository root holding bootstrap/bootcore.yaml and the Flux tree")
-	access.register(f)
+	access.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(&o.Repo))
 	f.StringVar(&writeKubeconfig, "write-kubeconfig", "", "also write the kubeconfig fetched from the Talos API to this file (mode 0600); by default it stays in memory")
 	f.StringVar(&o.FluxInstall, "flux-install", agent.InstallHelm, "how to install Flux: helm (flux-operator + flux-instance charts) or manifests (air-gapped)")
 	f.StringVar(&o.Manifests, "manifests", "", "directory of Flux install manifests (kustomization) for --flux-install=manifests (default agent.flux.manifests)")
 	f.BoolVar(&o.Force, "force", false, "run every phase even if done, and go on (with a warning) when the wrong-cluster guard refuses")
 	f.BoolVar(&o.DryRun, "dry-run", false, "server-side dry run: print what would change, write nothing, wait for nothing")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, or json (one event per line)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	for _, name := range agent.PhaseNames {
 		d := new(time.Duration)
 		timeouts[name] = d

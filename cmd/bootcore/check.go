@@ -1,11 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bootcore-dev/bootcore/internal/check"
+	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -19,11 +26,24 @@ chart source and valuesFrom resolve; the bootstrap spec's references resolve; ge
 as skipped, never passed, when a chart registry is unreachable); and the committed Talos patches
 validate with Talos machinery, keep phase 0 CRD-only, hold no Secret or private key, and fit the budget.
 
-Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
-		Args: cobra.NoArgs,
+-o github prints each finding as a GitHub Actions workflow command (an error or warning
+annotation on the file and line of the pull request), then the summary line.
+
+Exit codes: 0 no errors; 1 errors found; 2 check could not run (no bootstrap/bootcore.yaml
+under --repo, bad flags).`,
+		Example: `  bootcore check
+  bootcore check --repo ./clusters -o json
+  bootcore check -o github   # in GitHub Actions`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o: want text or json, got %q", output)
+			switch output {
+			case "text", "json", "github":
+			default:
+				return &exitError{code: exitInvalid, msg: fmt.Sprintf("-o %q: want text, json or github", output)}
+			}
+			// Nothing to check is not a repository with one error: the command could not run.
+			if _, err := os.Stat(filepath.Join(repo, spec.DefaultPath)); errors.Is(err, fs.ErrNotExist) {
+				return &exitError{code: exitInvalid, msg: fmt.Sprintf("--repo %s: no %s (not a bootcore repository, or the wrong directory)", repo, spec.DefaultPath)}
 			}
 			r, err := check.Run(cmd.Context(), repo, cacheDir)
 			if err != nil {
@@ -32,24 +52,63 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 			if global.verbose {
 				printCheckSummary(cmd, r)
 			}
-			if output == "json" {
+			switch output {
+			case "json":
 				if err := r.PrintJSON(cmd.OutOrStdout()); err != nil {
 					return err
 				}
-			} else {
+			case "github":
+				printGitHub(cmd.OutOrStdout(), repo, r)
+			default:
 				r.PrintText(cmd.OutOrStdout())
 			}
 			if r.Errors() > 0 {
-				return &exitError{code: 1}
+				return &exitError{code: exitFindings}
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&repo, "repo", ".", "directory holding bootstrap/bootcore.yaml and kubernetes/")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.StringVarP(&output, "output", "o", "text", "output format: text, json, or github (GitHub Actions annotations)")
 	f.StringVar(&cacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "github"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// printGitHub writes the findings as GitHub Actions workflow commands: errors as error
+// annotations, skipped checks as warnings, on the file (relative to the workspace, which is
+// where --repo is given from) and line.
+func printGitHub(w io.Writer, repo string, r *check.Report) {
+	for _, f := range r.Findings {
+		level := "error"
+		if f.Severity != check.Error {
+			level = "warning"
+		}
+		var props []string
+		if f.File != "" {
+			props = append(props, "file="+ghProperty(filepath.ToSlash(filepath.Join(repo, f.File))))
+			if f.Line > 0 {
+				props = append(props, fmt.Sprintf("line=%d", f.Line))
+			}
+		}
+		title := "bootcore check [" + f.Check + "]"
+		if f.Cluster != "" {
+			title += " cluster " + f.Cluster
+		}
+		props = append(props, "title="+ghProperty(title))
+		fmt.Fprintf(w, "::%s %s::%s\n", level, strings.Join(props, ","), ghData(f.Message))
+	}
+	fmt.Fprintf(w, "%d checks, %d errors, %d skipped\n", len(r.Checks), r.Errors(), len(r.Findings)-r.Errors())
+}
+
+// Escaping of workflow command data and properties, as @actions/core does.
+func ghData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func ghProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
 // printCheckSummary lists every check that ran with its outcome (-v), so a green run shows what
