@@ -52,17 +52,20 @@ anywhere is finished by the next one, and a run on a handed-over cluster writes 
 A Lease (kube-system/bootcore-agent) keeps two agents from running at once.
 Secret values are never printed; the support bundle holds Secret names and keys only.
 
-Reaching the cluster: --kubeconfig (or $KUBECONFIG, ~/.kube/config); or --talosconfig (or
-$TALOSCONFIG) with --nodes, which fetches the admin kubeconfig from the Talos API as talosctl
-kubeconfig does and keeps it in memory (--write-kubeconfig also saves it, mode 0600). With both,
-the kubeconfig is used for Kubernetes and the Talos API for the machine configs.
+Reaching the cluster: --kubeconfig (or $KUBECONFIG, ~/.kube/config); or the Talos API, selected
+by --talosconfig, --talos-context, --nodes or --endpoints (the talosconfig defaults to
+$TALOSCONFIG, then ~/.talos/config; an exported $TALOSCONFIG alone does not select it), which
+fetches the admin kubeconfig as talosctl kubeconfig does and keeps it in memory
+(--write-kubeconfig also saves it, mode 0600). With both, the kubeconfig is used for Kubernetes
+and the Talos API for the machine configs. The first line says which way it connects.
 
 The API server must be the cluster's endpoint in the spec; reaching it any other way (a node
 address, a tunnel) needs --force, which also re-runs every phase.
 
 Exit codes: 0 handed over (or already); 1 a phase failed or timed out (support bundle
-written); 2 invalid spec, flags or inputs (nothing written); 3 not the named cluster (nothing
-written); 4 another agent held the lock for --lock-wait (nothing written).`,
+written); 2 invalid spec, flags or inputs, a missing or empty kubeconfig (nothing written);
+3 not the named cluster (nothing written); 4 another agent held the lock for --lock-wait
+(nothing written).`,
 		Example: `  bootcore agent --cluster infra
   bootcore agent --cluster infra --kubeconfig ./infra.kubeconfig -o json
   bootcore agent --cluster infra --talosconfig ./talosconfig --nodes 10.0.0.2,10.0.0.3,10.0.0.4
