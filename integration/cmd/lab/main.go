@@ -134,7 +134,7 @@ func upDetached(state string) error {
 			}
 		}
 	}
-	return fmt.Errorf("lab exited before it was ready (%v); see %s", err, logPath)
+	return fmt.Errorf("exited before it was ready (%v); see %s", err, logPath)
 }
 
 // labOutput is the lab's output: stdout (the log file when detached) and, until the ready
