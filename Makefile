@@ -39,8 +39,13 @@ release:
 		echo "build $$out"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(RELEASE_FLAGS) -o $$out ./cmd/bootcore || exit 1; \
 	done
-	GOFLAGS=-buildvcs=false $(GO) run $(CYCLONEDX_GOMOD) app -json -licenses -main cmd/bootcore \
-		-output $(RELEASE_DIR)/bootcore-$(VERSION).cdx.json .
+	@# cyclonedx-gomod reads the module version with go-git, which cannot open a git worktree or
+	@# follow alternates: it runs on a plain clone of HEAD (the SBOM describes the committed tree).
+	@echo "sbom $(RELEASE_DIR)/bootcore-$(VERSION).cdx.json"
+	@tmp=$$(mktemp -d) && git clone -q --no-local . $$tmp && \
+		(cd $$tmp && GOFLAGS=-buildvcs=false $(GO) run $(CYCLONEDX_GOMOD) app -json -licenses -main cmd/bootcore \
+			-output $(abspath $(RELEASE_DIR))/bootcore-$(VERSION).cdx.json .); \
+		rc=$$?; rm -rf $$tmp; exit $$rc
 	cd $(RELEASE_DIR) && sha256sum bootcore-* > SHA256SUMS && cat SHA256SUMS
 
 # The agent image (manifests/agent/job.yaml), multi-arch, built without a Docker daemon from the
