@@ -52,33 +52,36 @@ anywhere is finished by the next one, and a run on a handed-over cluster writes 
 A Lease (kube-system/bootcore-agent) keeps two agents from running at once.
 Secret values are never printed; the support bundle holds Secret names and keys only.
 
-Reaching the cluster: --kubeconfig (or $KUBECONFIG, ~/.kube/config); or --talosconfig (or
-$TALOSCONFIG) with --nodes, which fetches the admin kubeconfig from the Talos API as talosctl
-kubeconfig does and keeps it in memory (--write-kubeconfig also saves it, mode 0600). With both,
-the kubeconfig is used for Kubernetes and the Talos API for the machine configs.
+Reaching the cluster: --kubeconfig (or $KUBECONFIG, ~/.kube/config); or the Talos API, selected
+by --talosconfig, --talos-context, --nodes or --endpoints (the talosconfig defaults to
+$TALOSCONFIG, then ~/.talos/config; an exported $TALOSCONFIG alone does not select it), which
+fetches the admin kubeconfig as talosctl kubeconfig does and keeps it in memory
+(--write-kubeconfig also saves it, mode 0600). With both, the kubeconfig is used for Kubernetes
+and the Talos API for the machine configs. The first line says which way it connects.
 
 The API server must be the cluster's endpoint in the spec; reaching it any other way (a node
 address, a tunnel) needs --force, which also re-runs every phase.
 
 Exit codes: 0 handed over (or already); 1 a phase failed or timed out (support bundle
-written); 2 invalid spec, flags or inputs (nothing written); 3 not the named cluster (nothing
-written); 4 another agent held the lock for --lock-wait (nothing written).`,
+written); 2 invalid spec, flags or inputs, a missing or empty kubeconfig (nothing written);
+3 not the named cluster (nothing written); 4 another agent held the lock for --lock-wait
+(nothing written).`,
 		Example: `  bootcore agent --cluster infra
   bootcore agent --cluster infra --kubeconfig ./infra.kubeconfig -o json
   bootcore agent --cluster infra --talosconfig ./talosconfig --nodes 10.0.0.2,10.0.0.3,10.0.0.4
   bootcore agent --cluster apps --flux-install=manifests --manifests ./flux-manifests
   bootcore agent --cluster infra --dry-run`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Cluster == "" {
-				return &exitError{code: agent.ExitInvalid, msg: "bootcore agent: --cluster is required"}
+				return &exitError{code: agent.ExitInvalid, msg: "--cluster is required"}
 			}
 			switch output {
 			case "text":
 			case "json":
 				o.JSON = true
 			default:
-				return &exitError{code: agent.ExitInvalid, msg: fmt.Sprintf("bootcore agent: -o %q: want text or json", output)}
+				return &exitError{code: agent.ExitInvalid, msg: fmt.Sprintf("-o %q: want text or json", output)}
 			}
 			o.Timeouts = map[string]time.Duration{}
 			for name, d := range timeouts {
@@ -86,7 +89,13 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 			}
 			conn, talos, err := access.open(writeKubeconfig)
 			if err != nil {
-				return &exitError{code: agent.ExitInvalid, msg: "bootcore agent: " + err.Error()}
+				return &exitError{code: agent.ExitInvalid, msg: err.Error()}
+			}
+			// A kubeconfig that does not load is bad input, reported before anything runs.
+			if k, ok := conn.(agent.Kubeconfig); ok {
+				if _, err := k.Connect(cmd.Context()); err != nil {
+					return &exitError{code: exitInvalid, msg: err.Error()}
+				}
 			}
 			o.Connector = conn
 			if talos != nil {
@@ -110,13 +119,15 @@ written); 4 another agent held the lock for --lock-wait (nothing written).`,
 	f := cmd.Flags()
 	f.StringVar(&o.Cluster, "cluster", "", "cluster of bootstrap/bootcore.yaml to hand over (required)")
 	f.StringVar(&o.Repo, "repo", ".", "repository root holding bootstrap/bootcore.yaml and the Flux tree")
-	access.register(f)
+	access.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(&o.Repo))
 	f.StringVar(&writeKubeconfig, "write-kubeconfig", "", "also write the kubeconfig fetched from the Talos API to this file (mode 0600); by default it stays in memory")
 	f.StringVar(&o.FluxInstall, "flux-install", agent.InstallHelm, "how to install Flux: helm (flux-operator + flux-instance charts) or manifests (air-gapped)")
 	f.StringVar(&o.Manifests, "manifests", "", "directory of Flux install manifests (kustomization) for --flux-install=manifests (default agent.flux.manifests)")
 	f.BoolVar(&o.Force, "force", false, "run every phase even if done, and go on (with a warning) when the wrong-cluster guard refuses")
 	f.BoolVar(&o.DryRun, "dry-run", false, "server-side dry run: print what would change, write nothing, wait for nothing")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, or json (one event per line)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	for _, name := range agent.PhaseNames {
 		d := new(time.Duration)
 		timeouts[name] = d

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bootcore-dev/bootcore/internal/check"
+	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -19,11 +24,24 @@ chart source and valuesFrom resolve; the bootstrap spec's references resolve; ge
 as skipped, never passed, when a chart registry is unreachable); and the committed Talos patches
 validate with Talos machinery, keep phase 0 CRD-only, hold no Secret or private key, and fit the budget.
 
-Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
-		Args: cobra.NoArgs,
+-o github prints each finding as a GitHub Actions workflow command (an error or warning
+annotation on the file and line of the pull request), then the summary line.
+
+Exit codes: 0 no errors; 1 errors found; 2 check could not run (no bootstrap/bootcore.yaml
+under --repo, bad flags).`,
+		Example: `  bootcore check
+  bootcore check --repo ./clusters -o json
+  bootcore check -o github   # in GitHub Actions`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" && output != "github" {
-				return fmt.Errorf("-o: want text, json or github, got %q", output)
+			switch output {
+			case "text", "json", "github":
+			default:
+				return &exitError{code: exitInvalid, msg: fmt.Sprintf("-o %q: want text, json or github", output)}
+			}
+			// Nothing to check is not a repository with one error: the command could not run.
+			if _, err := os.Stat(filepath.Join(repo, spec.DefaultPath)); errors.Is(err, fs.ErrNotExist) {
+				return &exitError{code: exitInvalid, msg: fmt.Sprintf("--repo %s: no %s (not a bootcore repository, or the wrong directory)", repo, spec.DefaultPath)}
 			}
 			r, err := check.Run(cmd.Context(), repo, cacheDir)
 			if err != nil {
@@ -38,12 +56,12 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 					return err
 				}
 			case "github":
-				r.PrintGitHub(cmd.OutOrStdout())
+				r.PrintGitHub(cmd.OutOrStdout(), repo)
 			default:
 				r.PrintText(cmd.OutOrStdout())
 			}
 			if r.Errors() > 0 {
-				return &exitError{code: 1}
+				return &exitError{code: exitFindings}
 			}
 			return nil
 		},
@@ -52,8 +70,13 @@ Exit codes: 0 no errors; 1 errors found; 2 check could not run.`,
 	f.StringVar(&repo, "repo", ".", "directory holding bootstrap/bootcore.yaml and kubernetes/")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json, or github (GitHub Actions annotations)")
 	f.StringVar(&cacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "github"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
+
+// printGitHub writes the findings as GitHub Actions workflow commands: errors as error
+// annotations, skipped checks as warnings, on the file (relative to the workspace, which is
+// where --repo is given from) and line.
 
 // printCheckSummary lists every check that ran with its outcome (-v), so a green run shows what
 // it covered and not only what failed.

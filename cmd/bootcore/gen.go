@@ -23,7 +23,7 @@ Exit codes: 0 ok; 1 --check found stale output (a diff is printed); 2 error (not
 		Example: `  bootcore gen
   bootcore gen --cluster infra --out /tmp/patches
   bootcore gen --check`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Log = func(format string, args ...any) { verbosef(cmd, format, args...) }
 			out, err := gen.Run(cmd.Context(), o)
@@ -38,7 +38,7 @@ Exit codes: 0 ok; 1 --check found stale output (a diff is printed); 2 error (not
 				}
 				if diff != "" {
 					fmt.Fprint(cmd.OutOrStdout(), diff)
-					return &exitError{code: 1, msg: "bootcore gen --check: generated files are stale; run bootcore gen and commit the result"}
+					return &exitError{code: exitFindings, msg: "--check: generated files are stale; run bootcore gen and commit the result"}
 				}
 				fmt.Fprintln(cmd.ErrOrStderr(), "generated files are up to date")
 				return nil
@@ -63,5 +63,6 @@ Exit codes: 0 ok; 1 --check found stale output (a diff is printed); 2 error (not
 	f.StringVar(&o.Out, "out", "", "output directory (default: the spec's output, relative to --repo)")
 	f.BoolVar(&check, "check", false, "write nothing; exit 1 with a diff when the generated files are stale")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(&o.Repo))
 	return cmd
 }

@@ -18,9 +18,9 @@ func execute(t *testing.T, args ...string) (string, string, int) {
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	c, err := cmd.ExecuteC()
 	global.stop()
-	code, msg := exitStatus(err)
+	code, msg := exitStatus(c, err)
 	if msg != "" {
 		errOut.WriteString(msg + "\n")
 	}

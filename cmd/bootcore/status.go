@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -8,16 +11,25 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/bootcore-dev/bootcore/internal/status"
+	"github.com/bootcore-dev/bootcore/internal/talosapi"
 )
 
-// Exit codes of bootcore status.
-const (
-	statusNotReady    = 1
-	statusInvalid     = 2
-	statusUnreachable = 3
-)
+// talosUnreachable: the Talos API did not answer (no node reachable, or it timed out), as
+// opposed to refusing the request (a certificate without os:admin, a bad talosconfig).
+func talosUnreachable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch grpcstatus.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
 
 func newStatusCmd() *cobra.Command {
 	var (
@@ -42,36 +54,56 @@ func newStatusCmd() *cobra.Command {
   the hand-over marker ConfigMap flux-system/bootcore-handover
   Talos's manifest inventory holding no object Flux manages
 
-Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags;
-3 the cluster's API server did not answer.`,
+Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec, flags or
+kubeconfig/talosconfig; 3 the cluster did not answer (its API server, or the Talos API that
+hands out the kubeconfig). With -o json an unreachable cluster still prints one document
+("reachable": false, "error").`,
 		Example: `  bootcore status --cluster infra
   bootcore status --cluster apps --kubeconfig ./apps.kubeconfig -o json
   bootcore status --cluster infra --watch --timeout 10m`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cluster == "" {
-				return &exitError{code: statusInvalid, msg: "bootcore status: --cluster is required"}
+				return &exitError{code: exitInvalid, msg: "--cluster is required"}
 			}
-			if output != "table" && output != "json" {
-				return &exitError{code: statusInvalid, msg: fmt.Sprintf("bootcore status: -o %q: want table or json", output)}
+			switch output {
+			case "text", "json":
+			case "table": // the name before -o was text everywhere
+				output = "text"
+			default:
+				return &exitError{code: exitInvalid, msg: fmt.Sprintf("-o %q: want text or json", output)}
 			}
 			if interval <= 0 {
-				return &exitError{code: statusInvalid, msg: fmt.Sprintf("bootcore status: --interval %s: must be positive", interval)}
+				return &exitError{code: exitInvalid, msg: fmt.Sprintf("--interval %s: must be positive", interval)}
 			}
 			conn, err := access.connector()
 			if err != nil {
-				return &exitError{code: statusInvalid, msg: "bootcore status: " + err.Error()}
+				return &exitError{code: exitInvalid, msg: err.Error()}
+			}
+			w := cmd.OutOrStdout()
+			// unreachable reports a cluster that did not answer: exit 3, and with -o json still
+			// one document on stdout, so a pipeline reading it sees why.
+			printUnreachable := func(server string, err error) {
+				if output == "json" {
+					_ = json.NewEncoder(w).Encode(map[string]any{"cluster": cluster, "server": server, "ready": false, "reachable": false, "error": err.Error(), "checks": []any{}})
+				}
+			}
+			unreachable := func(server string, err error) error {
+				printUnreachable(server, err)
+				return &exitError{code: exitUnreachable, msg: err.Error()}
 			}
 			cfg, err := conn.Connect(cmd.Context())
 			if err != nil {
-				return &exitError{code: statusInvalid, msg: "bootcore status: " + err.Error()}
+				if _, viaTalos := conn.(*talosapi.Connector); viaTalos && talosUnreachable(cmd.Context(), err) {
+					return unreachable("", err)
+				}
+				return &exitError{code: exitInvalid, msg: err.Error()}
 			}
 			checker, err := status.NewChecker(repo, cluster, cfg)
 			if err != nil {
-				return &exitError{code: statusInvalid, msg: "bootcore status: " + err.Error()}
+				return &exitError{code: exitInvalid, msg: err.Error()}
 			}
 			silenceKlog()
-			w := cmd.OutOrStdout()
 			show := func(r *status.Report) {
 				if output == "json" {
 					_ = r.PrintJSON(w)
@@ -89,23 +121,30 @@ Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags
 				first := true
 				r, err = checker.Watch(ctx, interval, func(rep *status.Report, e error) {
 					reachErr = e
-					if !first && output == "table" {
+					if !first && output == "text" {
 						fmt.Fprintf(w, "\n--- %s\n", time.Now().UTC().Format(time.RFC3339))
 					}
 					first = false
-					if rep != nil {
+					switch {
+					case rep != nil:
 						show(rep)
-					} else {
-						fmt.Fprintf(cmd.ErrOrStderr(), "bootcore status: %v\n", e)
+					case output == "json":
+						printUnreachable(cfg.Host, e)
+					default:
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.CommandPath(), e)
 					}
 				})
 				if err != nil && ctx.Err() == nil {
-					return &exitError{code: statusInvalid, msg: "bootcore status: " + err.Error()}
+					return &exitError{code: exitInvalid, msg: err.Error()}
+				}
+				if r == nil && reachErr != nil {
+					// Each change was reported as it happened.
+					return &exitError{code: exitUnreachable}
 				}
 			} else {
 				r, reachErr = checker.Run(cmd.Context())
 				if reachErr != nil && !status.IsUnreachable(reachErr) {
-					return &exitError{code: statusInvalid, msg: "bootcore status: " + reachErr.Error()}
+					return &exitError{code: exitInvalid, msg: reachErr.Error()}
 				}
 				if r != nil {
 					show(r)
@@ -113,9 +152,14 @@ Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags
 			}
 			switch {
 			case r == nil && reachErr != nil:
-				return &exitError{code: statusUnreachable, msg: "bootcore status: " + reachErr.Error()}
+				var u *status.UnreachableError
+				server := cfg.Host
+				if errors.As(reachErr, &u) {
+					server = u.Server
+				}
+				return unreachable(server, reachErr)
 			case r == nil || !r.Ready:
-				return &exitError{code: statusNotReady}
+				return &exitError{code: exitFindings}
 			}
 			return nil
 		},
@@ -123,8 +167,10 @@ Exit codes: 0 every check Ready; 1 some check not Ready; 2 invalid spec or flags
 	f := cmd.Flags()
 	f.StringVar(&cluster, "cluster", "", "cluster of bootstrap/bootcore.yaml to check (required)")
 	f.StringVar(&repo, "repo", ".", "repository root holding bootstrap/bootcore.yaml and the Flux tree")
-	access.register(f)
-	f.StringVarP(&output, "output", "o", "table", "output format: table, or json (one document per evaluation)")
+	access.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(&repo))
+	f.StringVarP(&output, "output", "o", "text", "output format: text (a table), or json (one document per evaluation); table is an old name of text")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVarP(&watch, "watch", "w", false, "re-evaluate every --interval, print when something changed, until all Ready (or --timeout)")
 	f.DurationVar(&interval, "interval", 2*time.Second, "how often --watch re-evaluates")
 	return cmd

@@ -83,6 +83,10 @@ func (k Kubeconfig) rules() *clientcmd.ClientConfigLoadingRules {
 func (k Kubeconfig) Connect(context.Context) (*rest.Config, error) {
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(k.rules(), &clientcmd.ConfigOverrides{CurrentContext: k.Context})
 	cfg, err := cc.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		// client-go's own message suggests KUBERNETES_MASTER, which bootcore does not read.
+		return nil, fmt.Errorf("no kubeconfig: %s is missing or empty; give --kubeconfig F, or --talosconfig F to fetch it through the Talos API", strings.TrimPrefix(k.Describe(), "kubeconfig "))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}

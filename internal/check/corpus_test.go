@@ -177,7 +177,7 @@ func TestReportFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf.Reset()
-	r.PrintGitHub(&buf)
+	r.PrintGitHub(&buf, ".")
 	want := "::error file=kubernetes/apps/default/ks.yaml,line=2,title=bootcore check [tree]::cluster main: Kustomization flux-system/moved-app"
 	if !strings.Contains(buf.String(), want) {
 		t.Errorf("-o github output:\n%s\nwant a line starting %q", buf.String(), want)

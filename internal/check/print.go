@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/bootcore-dev/bootcore/internal/term"
@@ -51,7 +52,7 @@ func (r *Report) count(sev string) int {
 // PrintGitHub writes findings as GitHub Actions workflow commands, so that each one becomes
 // an annotation on its file and line in the pull request (errors, warnings; skipped ones as
 // notices). A summary line follows.
-func (r *Report) PrintGitHub(w io.Writer) {
+func (r *Report) PrintGitHub(w io.Writer, repo string) {
 	for _, f := range r.Findings {
 		level := map[string]string{Error: "error", Warning: "warning"}[f.Severity]
 		if level == "" {
@@ -59,7 +60,7 @@ func (r *Report) PrintGitHub(w io.Writer) {
 		}
 		props := []string{"title=" + ghProperty("bootcore check ["+f.Check+"]")}
 		if f.File != "" {
-			props = append([]string{"file=" + ghProperty(f.File)}, props...)
+			props = append([]string{"file=" + ghProperty(filepath.ToSlash(filepath.Join(repo, f.File)))}, props...)
 			if f.Line > 0 {
 				props = append(props[:1], append([]string{fmt.Sprintf("line=%d", f.Line)}, props[1:]...)...)
 			}

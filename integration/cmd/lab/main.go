@@ -15,6 +15,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -29,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bootcore-dev/bootcore/integration/labenv"
 	"github.com/bootcore-dev/bootcore/integration/talosapi"
@@ -61,7 +64,7 @@ func main() {
 	case *detach:
 		err = upDetached(*state)
 	default:
-		err = up(strings.Split(*clusters, ","), *talosAPI, *agentBin, *state, os.Stdout)
+		err = up(strings.Split(*clusters, ","), *talosAPI, *agentBin, *state, labOutput())
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
@@ -69,8 +72,14 @@ func main() {
 	}
 }
 
-// upDetached starts `lab up` (without -detach) as a background process writing to
-// state/lab.log, relays its output until it reports ready, and returns.
+// progressFD is the file descriptor on which a detached lab's starter reads its output until
+// "lab: ready"; the lab's stdout and stderr are its log file.
+const progressFD = 3
+
+// upDetached starts `lab up` (without -detach) as a background process whose stdout and
+// stderr are state/lab.log itself, relays its output until it reports ready, and returns.
+// The lab never writes to a pipe after that: its starter (make lab) has exited by then, and a
+// write to a pipe without a reader would kill it with SIGPIPE.
 func upDetached(state string) error {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return err
@@ -87,27 +96,78 @@ func upDetached(state string) error {
 			args = append(args, a)
 		}
 	}
-	pr, pw := io.Pipe()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Stdout = io.MultiWriter(logFile, pw)
-	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the make that started it
-	if err := cmd.Start(); err != nil {
+	pr, pw, err := os.Pipe()
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); pw.Close() }()
+	defer pr.Close()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.ExtraFiles = []*os.File{pw} // progressFD
+	cmd.Env = append(os.Environ(), "BOOTCORE_LAB_PROGRESS_FD="+strconv.Itoa(progressFD))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the make that started it
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return err
+	}
+	pw.Close()
+	// The lab closes its end at "lab: ready" (or when it exits): EOF either way.
+	ready := false
+	relayed := map[string]bool{}
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		fmt.Println(sc.Text())
-		if sc.Text() == readyLine {
-			// Keep draining into the log only; the child goes on without us.
-			go io.Copy(io.Discard, pr)
-			fmt.Printf("lab: running in the background (pid %d, log %s); stop it with make lab-down\n", cmd.Process.Pid, logPath)
-			return nil
+		relayed[sc.Text()] = true
+		ready = ready || sc.Text() == readyLine
+	}
+	if ready {
+		_ = cmd.Process.Release()
+		fmt.Printf("lab: running in the background (pid %d, log %s); stop it with make lab-down\n", cmd.Process.Pid, logPath)
+		return nil
+	}
+	err = cmd.Wait()
+	// Its stderr (the error) went to the log only.
+	if data, rerr := os.ReadFile(logPath); rerr == nil {
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if !relayed[l] {
+				fmt.Fprintln(os.Stderr, l)
+			}
 		}
 	}
-	return fmt.Errorf("lab exited before it was ready (%v); see %s", <-exited, logPath)
+	return fmt.Errorf("exited before it was ready (%v); see %s", err, logPath)
+}
+
+// labOutput is the lab's output: stdout (the log file when detached) and, until the ready
+// line, the starter's progress pipe.
+func labOutput() io.Writer {
+	if os.Getenv("BOOTCORE_LAB_PROGRESS_FD") != strconv.Itoa(progressFD) {
+		return os.Stdout
+	}
+	os.Unsetenv("BOOTCORE_LAB_PROGRESS_FD")
+	// Inherited without close-on-exec: without this every process the lab starts would hold
+	// the pipe open, and the starter would not see EOF when the lab fails.
+	syscall.CloseOnExec(progressFD)
+	return &progressWriter{out: os.Stdout, progress: os.NewFile(progressFD, "progress")}
+}
+
+type progressWriter struct {
+	mu       sync.Mutex
+	out      io.Writer
+	progress *os.File
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.progress != nil {
+		// A starter that died early is no reason to stop: fd 3 gets EPIPE, not SIGPIPE.
+		_, _ = w.progress.Write(p)
+		if bytes.Contains(p, []byte(readyLine+"\n")) {
+			w.progress.Close()
+			w.progress = nil
+		}
+	}
+	return w.out.Write(p)
 }
 
 func up(names []string, talosAPI, agentBin, state string, out io.Writer) error {
@@ -296,26 +356,44 @@ func down(state string) error {
 	if err != nil {
 		return fmt.Errorf("%s/pid: %w", state, err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
-	}
+	// The lab holds the lock for its lifetime: free, the pid file is stale (a lab killed
+	// before it could clean up), and the pid may belong to another process by now.
 	lock, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	// The lab holds the lock until it has stopped all its processes.
-	done := make(chan error, 1)
-	go func() { done <- syscall.Flock(int(lock.Fd()), syscall.LOCK_EX) }()
-	select {
-	case err := <-done:
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		if err := os.Remove(filepath.Join(state, "pid")); err != nil {
+			return err
+		}
+		fmt.Printf("lab: not running (removed the stale pid file of pid %d)\n", pid)
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("lab pid %d: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	// The lab has stopped every process it started before it exits; its pidfd becomes
+	// readable when it has exited.
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int((2 * time.Minute).Milliseconds()))
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			return fmt.Errorf("lab (pid %d) did not stop within 2 minutes", pid)
+		}
 		fmt.Println("lab: stopped")
 		return nil
-	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("lab (pid %d) did not stop within 2 minutes", pid)
 	}
 }
 
