@@ -5,14 +5,10 @@ package gen
 // the same values as this repository's real tree.
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"github.com/bootcore-dev/bootcore/internal/testutil"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,43 +28,6 @@ import (
 const upstreamCharts = "../../integration/testdata/upstream-charts/"
 
 var contracts = map[string]string{"infra": "v1.13.9", "apps": "v1.14.1"}
-
-// withRealChart replaces the lab copy's charts/<name> with the published package.
-func withRealChart(t *testing.T, root, name, pkg string) {
-	t.Helper()
-	dir := filepath.Join(root, "charts", name)
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(upstreamCharts + pkg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, ok := strings.CutPrefix(h.Name, name+"/")
-		if h.Typeflag != tar.TypeReg || !ok || strings.Contains(rel, "..") {
-			continue
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, dir, rel, string(data))
-	}
-}
 
 // readmeBootValues returns the boot-only Cilium values block of README.md's "Boot-only values
 // (Cilium)" section: the values the README recommends are the values these tests render.
@@ -112,11 +71,10 @@ func flatten(prefix string, v any) []string {
 	return out
 }
 
-// realCilium is a lab copy on the real Cilium chart, with bootValues as both clusters' cniValues.
+// realCilium is a lab copy (the published Cilium chart) with bootValues as both clusters' cniValues.
 func realCilium(t *testing.T, bootValues string) string {
 	t.Helper()
 	root := labCopy(t)
-	withRealChart(t, root, "cilium", "cilium-1.19.6.tgz")
 	for c := range contracts {
 		write(t, root, "bootstrap/clusters/"+c+"/cilium-values.yaml", bootValues)
 	}
@@ -277,7 +235,6 @@ func TestHooksAreReported(t *testing.T) {
 // and get Helm's ownership metadata, like every boot object: all 25 of External Secrets 2.9.0.
 func TestTemplatedCRDsGetOwnership(t *testing.T) {
 	root := labCopy(t)
-	withRealChart(t, root, "external-secrets", "external-secrets-2.9.0.tgz")
 	out := run(t, root)
 	for c, version := range contracts {
 		n := 0
@@ -319,9 +276,6 @@ func TestPhase0SizeRealCharts(t *testing.T) {
 	sizes := map[string]int{}
 	for _, mode := range []string{spec.CRDDescriptionsKeep, spec.CRDDescriptionsStrip} {
 		root := realCilium(t, text)
-		withRealChart(t, root, "cert-manager", "cert-manager-v1.19.1.tgz")
-		withRealChart(t, root, "external-secrets", "external-secrets-2.9.0.tgz")
-		withRealChart(t, root, "flux-operator", "flux-operator-0.49.0.tgz")
 		// Measure past the budget too: the point is how far from it the real charts are.
 		edit(t, root, spec.DefaultPath, "  maxConfigBytes: 4194304", "  maxConfigBytes: 67108864\ncrdDescriptions: "+mode)
 		out := run(t, root)
