@@ -25,7 +25,6 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
-const upstreamCharts = "../../integration/testdata/upstream-charts/"
 
 var contracts = map[string]string{"infra": "v1.13.9", "apps": "v1.14.1"}
 
