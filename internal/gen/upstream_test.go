@@ -25,7 +25,6 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
-
 var contracts = map[string]string{"infra": "v1.13.9", "apps": "v1.14.1"}
 
 // readmeBootValues returns the boot-only Cilium values block of README.md's "Boot-only values
