@@ -19,9 +19,9 @@ import (
 // Report gives the sizes of the full configs (encoded without comments) so callers can
 // enforce a budget: Talos <= 1.12 accepts 4 MiB over gRPC, later versions about 10 MiB in practice.
 type Report struct {
-	ControlPlaneBytes int
-	WorkerBytes       int
-	PostHandoverBytes int
+	ControlPlaneBytes int `json:"controlPlaneBytes"`
+	WorkerBytes       int `json:"workerBytes"`
+	PostHandoverBytes int `json:"postHandoverBytes"`
 	// ManifestBytes is the size of each of bootcore's manifests, by name.
 	ManifestBytes map[string]int
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,51 @@ func TestGenWritesAndChecks(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "infra", "worker.yaml")); string(data) != "# edited by hand\n" {
 		t.Error("--check wrote a file")
+	}
+}
+
+// -o json: one document on stdout with each cluster's report and the files written, and with
+// --check whether the committed files are stale; nothing else on stdout.
+func TestGenJSON(t *testing.T) {
+	dir := t.TempDir()
+	cache := t.TempDir()
+	decode := func(out string) genResult {
+		t.Helper()
+		var r genResult
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil || dec.More() {
+			t.Fatalf("not one JSON document (%v):\n%s", err, out)
+		}
+		return r
+	}
+	out, _, code := execute(t, "gen", "--repo", lab, "--out", dir, "--cache-dir", cache, "-o", "json")
+	if code != 0 {
+		t.Fatalf("gen -o json exit %d", code)
+	}
+	r := decode(out)
+	if len(r.Clusters) != 2 || r.Clusters[0].Name != "infra" || len(r.Written) != 8 || r.Stale {
+		t.Fatalf("gen -o json: %d clusters, written %v, stale %v", len(r.Clusters), r.Written, r.Stale)
+	}
+	if c := r.Clusters[0]; c.Configs.ControlPlaneBytes == 0 || len(c.Manifests) != 2 || len(c.BootOnlyValues) == 0 {
+		t.Errorf("infra report: %+v", c)
+	}
+	if !strings.Contains(out, `"controlPlaneBytes":`) || !strings.Contains(out, `"bootOnlyValues":`) {
+		t.Errorf("JSON keys are not lower camel case:\n%s", out)
+	}
+	out, _, code = execute(t, "gen", "--repo", lab, "--out", dir, "--cache-dir", cache, "--check", "-o", "json")
+	if r := decode(out); code != 0 || r.Stale || len(r.Written) != 0 {
+		t.Errorf("--check -o json on current output: exit %d, %+v", code, r)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "infra", "worker.yaml"), []byte("# edited by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = execute(t, "gen", "--repo", lab, "--out", dir, "--cache-dir", cache, "--check", "-o", "json")
+	if r := decode(out); code != 1 || !r.Stale {
+		t.Errorf("--check -o json on stale output: exit %d, stale %v", code, r.Stale)
+	}
+	if _, _, code := execute(t, "gen", "--repo", lab, "-o", "yaml"); code != 2 {
+		t.Errorf("gen -o yaml: exit %d, want 2", code)
 	}
 }
 

@@ -48,23 +48,23 @@ type Output struct {
 
 // ClusterReport is what gen tells the user about one cluster.
 type ClusterReport struct {
-	Name           string
-	TalosVersion   string
-	Manifests      []ManifestReport
-	Configs        talos.Report
-	BudgetBytes    int64
-	BootOnlyValues []string // values the boot-only overrides change; Flux changes them back at hand-over
-	StrippedBytes  int      // saved by crdDescriptions: strip
+	Name           string           `json:"name"`
+	TalosVersion   string           `json:"talosVersion"`
+	Manifests      []ManifestReport `json:"manifests"`
+	Configs        talos.Report     `json:"configs"`
+	BudgetBytes    int64            `json:"budgetBytes"`
+	BootOnlyValues []string         `json:"bootOnlyValues"` // values the boot-only overrides change; Flux changes them back at hand-over
+	StrippedBytes  int              `json:"strippedBytes"`  // saved by crdDescriptions: strip
 	// Hooks are the CNI chart's hooks: Talos never runs them; HookFate says what happens to them.
-	Hooks    []render.Hook
-	HookFate string
-	Skipped  []string // Kustomizations not walked (source outside this repository)
+	Hooks    []render.Hook `json:"hooks"`
+	HookFate string        `json:"hookFate"`
+	Skipped  []string      `json:"skipped"` // Kustomizations not walked (source outside this repository)
 }
 
 // ManifestReport sizes one inline manifest.
 type ManifestReport struct {
-	Name    string
-	Objects int
+	Name    string `json:"name"`
+	Objects int    `json:"objects"`
 	Bytes   int
 }
 

@@ -122,7 +122,7 @@ func TestREADMEBootValuesOnRealCilium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := loader.Load(filepath.Join(root, "charts/cilium"))
+	ch, err := loader.Load(filepath.Join(lab, "..", "upstream-charts", "cilium-1.19.6.tgz"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,12 @@ type Object struct {
 // Hook is a chart hook (helm.sh/hook): not part of the release manifest, Helm runs it around
 // install and upgrade. It never boots; callers report it.
 type Hook struct {
-	Kind, Name string
+	Kind string `json:"kind"`
+	Name string `json:"name"`
 	// Template is the chart file, e.g. "cilium/templates/clustermesh-coredns-mcsapi/job.yaml".
-	Template string
+	Template string `json:"template"`
 	// Events are the hook events, e.g. "post-install".
-	Events []string
+	Events []string `json:"events"`
 }
 
 // Result is one rendered release.
