@@ -121,8 +121,9 @@ func upDetached(state string) error {
 		ready = ready || sc.Text() == readyLine
 	}
 	if ready {
+		pid := cmd.Process.Pid // Release sets it to -1
 		_ = cmd.Process.Release()
-		fmt.Printf("lab: running in the background (pid %d, log %s); stop it with make lab-down\n", cmd.Process.Pid, logPath)
+		fmt.Printf("lab: running in the background (pid %d, log %s); stop it with make lab-down\n", pid, logPath)
 		return nil
 	}
 	err = cmd.Wait()
