@@ -88,9 +88,6 @@ func Prepare(ctx context.Context, root, dir string, git *testbed.GitServer, clus
 	for _, c := range clusters {
 		c.SetNetwork(m.ProxyEnv())
 	}
-	if err := dropFluxArtifact(filepath.Join(dir, "kubernetes", "infrastructure", "gitops", "flux-instance", "helmrelease.yaml")); err != nil {
-		return nil, err
-	}
 
 	specPath := filepath.Join(dir, spec.DefaultPath)
 	data, err := os.ReadFile(specPath)
@@ -146,22 +143,6 @@ agent:
 	}}, nil
 }
 
-// dropFluxArtifact empties the FluxInstance's distribution.artifact: with no registry here the
-// flux-operator must build Flux from the manifests it carries.
-func dropFluxArtifact(hrPath string) error {
-	hr, err := os.ReadFile(hrPath)
-	if err != nil {
-		return err
-	}
-	if bytes.Contains(hr, []byte("artifact:")) {
-		return nil
-	}
-	re := regexp.MustCompile(`(?m)^(\s+)distribution:\n`)
-	if !re.Match(hr) {
-		return fmt.Errorf("%s: no instance.distribution to set artifact in", hrPath)
-	}
-	return os.WriteFile(hrPath, re.ReplaceAll(hr, []byte("${1}distribution:\n${1}  artifact: \"\"\n")), 0o644)
-}
 
 // BootTalos boots every control-plane node of c from the lab's generated patch (static
 // patches first, as gen validates), concurrently as Talos nodes do. EMULATION: see talosemu.
