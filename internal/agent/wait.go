@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,8 +68,10 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 	last := map[string]string{}
 	lastObj := map[string]*unstructured.Unstructured{}
 	var lastProgress time.Time
+	var stalled []target
 	poll := func(ctx context.Context) {
 		var still []target
+		stalled = nil
 		for _, t := range pending {
 			u, err := s.k.get(ctx, t.GVK, t.Namespace, t.Name)
 			switch {
@@ -88,9 +91,26 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 				s.rep.Emit(Event{Type: EventReady, Phase: phase, Object: t.String(), Message: t.String() + " Ready"})
 				continue
 			}
+			if gaveUp, msg := status.Stalled(u); gaveUp {
+				last[t.String()] = msg
+				stalled = append(stalled, t)
+			}
 			still = append(still, t)
 		}
 		pending = still
+	}
+	// A stalled object ends the wait at once: waiting out the phase timeout cannot help.
+	stalledErr := func() error {
+		if len(stalled) == 0 || s.opts.DryRun {
+			return nil
+		}
+		names := make([]string, len(stalled))
+		for i, t := range stalled {
+			names[i] = t.String()
+		}
+		rest := slices.DeleteFunc(slices.Clone(pending), func(t target) bool { return slices.Contains(names, t.String()) })
+		return s.notReady(fmt.Sprintf("%s stalled: Flux stopped retrying, so it will not become Ready until its spec changes (%d of %d objects not Ready)",
+			strings.Join(names, ", "), len(pending), len(targets)), append(stalled, rest...), last, lastObj)
 	}
 	progress := func() {
 		var parts []string
@@ -104,6 +124,9 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 	poll(ctx)
 	if len(pending) == 0 {
 		return nil
+	}
+	if err := stalledErr(); err != nil {
+		return err
 	}
 	if s.opts.DryRun {
 		for _, t := range pending {
@@ -119,6 +142,9 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 	poll(ctx) // a change between the first read and the watches' start is seen here
 	if len(pending) == 0 {
 		return nil
+	}
+	if err := stalledErr(); err != nil {
+		return err
 	}
 	progress()
 	ticker := time.NewTicker(s.opts.PollInterval)
@@ -139,6 +165,9 @@ func (s *state) waitTargets(ctx context.Context, phase string, targets []target)
 			}
 		case <-wake.C:
 			poll(ctx)
+		}
+		if err := stalledErr(); err != nil {
+			return err
 		}
 		if len(pending) > 0 && s.now().Sub(lastProgress) >= s.opts.ProgressEvery {
 			progress()

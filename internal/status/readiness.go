@@ -44,6 +44,29 @@ func Flux(u *unstructured.Unstructured) (bool, string) {
 	return cond["status"] == "True", msg
 }
 
+// Stalled reports whether Flux gave up on the object at its current generation: condition
+// Stalled=True, which helm-controller sets once remediation retries are exhausted and the
+// kustomize and source controllers set for errors no retry fixes. Such an object stays
+// not Ready until its spec changes, so a wait on it can end now (as flux's own wait does).
+func Stalled(u *unstructured.Unstructured) (bool, string) {
+	cond, ok := Condition(u, "Stalled")
+	if !ok || cond["status"] != "True" {
+		return false, ""
+	}
+	observed, found, _ := unstructured.NestedInt64(cond, "observedGeneration")
+	if !found {
+		observed, found, _ = unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	}
+	if found && observed != u.GetGeneration() {
+		return false, ""
+	}
+	msg := fmt.Sprintf("Stalled=True %v: %v", cond["reason"], cond["message"])
+	if ready, ok := Condition(u, "Ready"); ok && ready["status"] != "True" {
+		msg += fmt.Sprintf("; Ready=%v %v: %v", ready["status"], ready["reason"], ready["message"])
+	}
+	return true, msg
+}
+
 // Condition returns the object's status condition of type typ.
 func Condition(u *unstructured.Unstructured, typ string) (map[string]any, bool) {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
