@@ -93,7 +93,10 @@ group_prepare() {
 		# controller imports. A copy of the module with tools/external-secrets/overlay/ in their
 		# place links only the 1Password Connect provider and no generator (go build -overlay
 		# cannot replace files in the module cache); -modfile adds the replace to that copy.
+		# go list -m reports no Dir for a module not yet in the module cache (a cold CI machine).
+		(cd "$tools/$group" && go mod download github.com/external-secrets/external-secrets)
 		dir=$(cd "$tools/$group" && go list -m -f '{{.Dir}}' github.com/external-secrets/external-secrets)
+		[ -n "$dir" ] || { echo "testbin: external-secrets: no module directory" >&2; exit 1; }
 		# Not local: the EXIT trap of the build's subshell still needs it.
 		prep_tmp=$(mktemp -d)
 		trap 'chmod -R u+w "$prep_tmp"; rm -rf "$prep_tmp"' EXIT
