@@ -143,7 +143,6 @@ agent:
 	}}, nil
 }
 
-
 // BootTalos boots every control-plane node of c from the lab's generated patch (static
 // patches first, as gen validates), concurrently as Talos nodes do. EMULATION: see talosemu.
 func (l *Lab) BootTalos(ctx context.Context, c *testbed.Cluster, name string, timeout time.Duration) error {
