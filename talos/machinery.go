@@ -179,6 +179,22 @@ func (r *Report) add(o Options, role string, cfg config.Provider, size *int, pat
 	return nil
 }
 
+// ClusterDNSProblem says what is wrong with cluster DNS in a control-plane config, or "":
+// exactly one must boot, Talos's own CoreDNS or the boot manifests' (bootDNS). Talos deploys
+// its CoreDNS (Deployment coredns, Service kube-dns) unless the config turns it off: v1alpha1
+// cluster.coreDNS.disabled, or the KubeCoreDNSConfig document from 1.14 (machinery
+// config/container: Container.K8sCoreDNSConfig).
+func ClusterDNSProblem(cp config.Provider, bootDNS bool) string {
+	talosDNS := cp.K8sCoreDNSConfig() != nil && cp.K8sCoreDNSConfig().Enabled()
+	switch {
+	case bootDNS && talosDNS:
+		return "Talos's own CoreDNS is still on, and the boot manifests carry cluster DNS too: both would own Service kube-system/kube-dns; turn Talos's off in a static patch (cluster.coreDNS.disabled: true up to v1.13, a KubeCoreDNSConfig document with enabled: false from v1.14)"
+	case !bootDNS && !talosDNS:
+		return "Talos's own CoreDNS is off and no boot release provides cluster DNS: Flux's controllers resolve their Git and chart hosts through it, so the hand-over would hang; set dns.helmRelease in bootstrap/bootcore.yaml (the CoreDNS HelmRelease) or leave Talos's CoreDNS on"
+	}
+	return ""
+}
+
 func checkControlPlane(o Options, contract *config.VersionContract, cp config.Provider, manifests, userManifests []Manifest, patch namedPatch) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s %s: %s", patch.label, o.context(), fmt.Sprintf(format, args...))
@@ -191,6 +207,10 @@ func checkControlPlane(o Options, contract *config.VersionContract, cp config.Pr
 
 	if o.DisableKubeProxy && cp.K8sProxyConfig().Enabled() {
 		return fail("the control-plane config still deploys kube-proxy")
+	}
+
+	if problem := ClusterDNSProblem(cp, o.BootDNS); problem != "" {
+		return fail("%s", problem)
 	}
 
 	got := InlineManifests(cp)

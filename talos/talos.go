@@ -46,6 +46,9 @@ type Options struct {
 	Manifests []Manifest
 	// DisableKubeProxy is set when the CNI replaces kube-proxy.
 	DisableKubeProxy bool
+	// BootDNS is set when the manifests carry cluster DNS (CoreDNS): Talos's own CoreDNS must be
+	// off then, and must stay on otherwise (Flux's pods need cluster DNS before Flux runs).
+	BootDNS bool
 	// StaticPatches are applied before bootcore's patches when building or validating configs.
 	StaticPatches []StaticPatch
 }

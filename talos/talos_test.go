@@ -539,3 +539,47 @@ func TestBadInput(t *testing.T) {
 func equalManifest(a, b Manifest) bool {
 	return a.Name == b.Name && bytes.Equal(a.Contents, b.Contents)
 }
+
+// coreDNSOff is the static patch a user writes to turn Talos's CoreDNS off, per contract (the
+// v1alpha1 field is refused next to a KubeCoreDNSConfig document from v1.14).
+func coreDNSOff(talosVersion string) StaticPatch {
+	if multidoc(talosVersion) {
+		return StaticPatch{Name: "no-coredns.yaml", Role: RoleControlPlane, Data: []byte("apiVersion: v1alpha1\nkind: KubeCoreDNSConfig\nenabled: false\n")}
+	}
+
+	return StaticPatch{Name: "no-coredns.yaml", Role: RoleControlPlane, Data: []byte("cluster:\n  coreDNS:\n    disabled: true\n")}
+}
+
+// Exactly one cluster DNS boots: Talos's own CoreDNS, or the boot manifests' (BootDNS) with
+// Talos's off. Off with nothing in its place would hang the hand-over (Flux's pods resolve
+// their sources through cluster DNS); both on would fight over Service kube-system/kube-dns.
+func TestClusterDNSExactlyOnce(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		for _, c := range []struct {
+			name      string
+			bootDNS   bool
+			talosOff  bool
+			wantError string
+		}{
+			{"Talos's CoreDNS only", false, false, ""},
+			{"boot DNS with Talos's off", true, true, ""},
+			{"neither", false, true, "no boot release provides cluster DNS"},
+			{"both", true, false, "Talos's own CoreDNS is still on"},
+		} {
+			o := options(v)
+			o.BootDNS = c.bootDNS
+			if c.talosOff {
+				o.StaticPatches = []StaticPatch{coreDNSOff(v)}
+			}
+			_, err := Validate(o, mustGenerate(t, o))
+			switch {
+			case c.wantError == "" && err != nil:
+				t.Errorf("%s: %v", c.name, err)
+			case c.wantError != "" && (err == nil || !strings.Contains(err.Error(), c.wantError)):
+				t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.wantError)
+			case c.name == "neither" && !strings.Contains(err.Error(), "dns.helmRelease"):
+				t.Errorf("%s: %v does not name the spec field to set", c.name, err)
+			}
+		}
+	})
+}

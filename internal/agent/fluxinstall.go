@@ -14,6 +14,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/flux2/v2/pkg/manifestgen/install"
 	fluxsync "github.com/fluxcd/flux2/v2/pkg/manifestgen/sync"
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	"helm.sh/helm/v3/pkg/action"
@@ -248,7 +249,7 @@ func (s *state) helmInstall(ctx context.Context, r fluxRelease, ch *chart.Chart)
 		return nil, err
 	}
 	values := fluxtree.MergeValues(map[string]any{}, r.rel.Values)
-	post := &originLabels{name: r.rel.HR.Name, namespace: r.rel.HR.Namespace}
+	post := &originLabels{hr: r.rel.HR}
 	timeout := r.rel.HR.GetInstall().GetTimeout(r.rel.HR.GetTimeout()).Duration
 
 	if !s.opts.DryRun {
@@ -332,12 +333,13 @@ func dryVerb(dry bool, verb string) string {
 	return verb
 }
 
-// originLabels is helm-controller's post-renderer: it labels every object with the
-// HelmRelease that owns it, so helm-controller's first upgrade changes nothing.
-type originLabels struct{ name, namespace string }
+// originLabels is helm-controller's post-rendering: the HelmRelease's own spec.postRenderers
+// and commonMetadata (fluxtree.PostRender, as gen does for the boot releases), then its origin
+// labels on every object, so the release the agent installs is the one helm-controller would.
+type originLabels struct{ hr *helmv2.HelmRelease }
 
 func (o *originLabels) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
-	var out bytes.Buffer
+	var objs []*unstructured.Unstructured
 	for _, doc := range releaseutil.SplitManifests(in.String()) {
 		var m map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
@@ -346,12 +348,19 @@ func (o *originLabels) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 		if len(m) == 0 {
 			continue
 		}
-		u := unstructured.Unstructured{Object: m}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	objs, err := fluxtree.PostRender(o.hr, objs)
+	if err != nil {
+		return nil, fmt.Errorf("HelmRelease %s/%s: %w", o.hr.Namespace, o.hr.Name, err)
+	}
+	var out bytes.Buffer
+	for _, u := range objs {
 		labels := u.GetLabels()
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		labels[fluxNameLabel], labels[fluxNamespaceLabel] = o.name, o.namespace
+		labels[fluxNameLabel], labels[fluxNamespaceLabel] = o.hr.Name, o.hr.Namespace
 		u.SetLabels(labels)
 		data, err := yaml.Marshal(u.Object)
 		if err != nil {

@@ -15,16 +15,18 @@ import (
 )
 
 // bootObjects are the objects Talos created at boot from bootcore's inline manifests: phase 0
-// (CRDs) and phase 1 (the CNI). The agent reads them from the control-plane patch bootcore gen
-// wrote, because that patch is exactly what Talos applied.
+// (CRDs) and phase 1 (the CNI, and cluster DNS when the spec boots it). The agent reads them
+// from the control-plane patch bootcore gen wrote, because that patch is exactly what Talos
+// applied.
 type bootObjects struct {
 	Path string
 	CRDs []*unstructured.Unstructured
 	CNI  []*unstructured.Unstructured
+	DNS  []*unstructured.Unstructured
 }
 
 func (b *bootObjects) all() []*unstructured.Unstructured {
-	return append(append([]*unstructured.Unstructured(nil), b.CRDs...), b.CNI...)
+	return append(append(append([]*unstructured.Unstructured(nil), b.CRDs...), b.CNI...), b.DNS...)
 }
 
 // readBootObjects parses a control-plane patch of either contract: v1alpha1
@@ -68,6 +70,9 @@ func readBootObjects(path string) (*bootObjects, error) {
 	}
 	if b.CNI, err = decodeObjects(manifests[gen.CNIManifest]); err != nil {
 		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, gen.CNIManifest, err)
+	}
+	if b.DNS, err = decodeObjects(manifests[gen.DNSManifest]); err != nil {
+		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, gen.DNSManifest, err)
 	}
 	return b, nil
 }

@@ -136,42 +136,49 @@ type waitCNIPhase struct{ s *state }
 
 func (p *waitCNIPhase) Name() string { return PhaseWaitCNI }
 func (p *waitCNIPhase) Title() string {
-	return "waiting for the CNI workloads Talos installed at boot to roll out"
+	return "waiting for the CNI and cluster DNS workloads Talos installed at boot to roll out, and for cluster DNS to answer"
 }
 
-// targets are the DaemonSets and Deployments of the phase-1 render (cilium, cilium-operator, ...).
-func (p *waitCNIPhase) targets() ([]target, error) {
+// targets are the DaemonSets and Deployments of the phase-1 renders (cilium, cilium-operator,
+// coredns, ...).
+func (p *waitCNIPhase) targets() ([]target, *bootObjects, error) {
 	boot, err := p.s.Boot()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []target
-	for _, o := range boot.CNI {
+	for _, o := range append(append([]*unstructured.Unstructured(nil), boot.CNI...), boot.DNS...) {
 		gvk := o.GroupVersionKind()
 		if gvk.Group == "apps" && (gvk.Kind == "DaemonSet" || gvk.Kind == "Deployment") {
 			out = append(out, target{GVK: gvk, Namespace: o.GetNamespace(), Name: o.GetName(), Ready: kstatusReady})
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: the CNI manifest has no DaemonSet or Deployment", boot.Path)
+		return nil, nil, fmt.Errorf("%s: the CNI manifest has no DaemonSet or Deployment", boot.Path)
 	}
-	return out, nil
+	return out, boot, nil
 }
 
 func (p *waitCNIPhase) Done(ctx context.Context) (bool, string, error) {
-	t, err := p.targets()
+	t, boot, err := p.targets()
 	if err != nil {
 		return false, "", err
 	}
-	return p.s.allReady(ctx, t)
+	if ok, why, err := p.s.allReady(ctx, t); !ok || err != nil {
+		return ok, why, err
+	}
+	return p.s.clusterDNSReady(ctx, boot)
 }
 
 func (p *waitCNIPhase) Run(ctx context.Context) error {
-	t, err := p.targets()
+	t, boot, err := p.targets()
 	if err != nil {
 		return err
 	}
-	return p.s.waitTargets(ctx, PhaseWaitCNI, t)
+	if err := p.s.waitTargets(ctx, PhaseWaitCNI, t); err != nil {
+		return err
+	}
+	return p.s.waitClusterDNS(ctx, boot)
 }
 
 // ---- prerequisites ----

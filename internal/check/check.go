@@ -354,6 +354,13 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "controlplane.yaml"), 0, "%v", err)
 		return
 	}
+	bootDNS := false
+	for _, m := range talos.InlineManifests(cfg) {
+		bootDNS = bootDNS || m.Name == gen.DNSManifest
+	}
+	if problem := talos.ClusterDNSProblem(cfg, bootDNS); problem != "" {
+		c.add(Error, "patches", cl.Name, filepath.Join(dir, "controlplane.yaml"), 0, "%s", problem)
+	}
 	if _, err := talos.MachineConfig(opts, talos.RoleWorker, worker); err != nil {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "worker.yaml"), 0, "%v", err)
 	}
@@ -361,7 +368,7 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "post-handover.yaml"), 0, "%v", err)
 	} else {
 		for _, m := range talos.InlineManifests(after) {
-			if m.Name == gen.CRDManifest || m.Name == gen.CNIManifest {
+			if m.Name == gen.CRDManifest || m.Name == gen.CNIManifest || m.Name == gen.DNSManifest {
 				c.add(Error, "patches", cl.Name, filepath.Join(dir, "post-handover.yaml"), 0, "inline manifest %s survives the post-handover patch", m.Name)
 			}
 		}

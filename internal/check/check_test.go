@@ -188,3 +188,25 @@ func TestCNIDriftDetection(t *testing.T) {
 		}
 	}
 }
+
+// check applies gen's cluster DNS rule to the committed patches: with Talos's CoreDNS off (the
+// lab's static patches) and bootcore's DNS manifest gone from the control-plane patch, the
+// hand-over would hang, so it is an error naming the spec field to set.
+func TestCommittedPatchesWithoutClusterDNS(t *testing.T) {
+	root := labCopy(t)
+	edit(t, root, "generated/infra/controlplane.yaml", "    - name: bootcore-dns\n", "    - name: user-dns\n")
+	r, err := Run(context.Background(), root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, f := range r.Findings {
+		if f.Severity == Error && f.Check == "patches" {
+			all = append(all, f.File+": "+f.Message)
+		}
+	}
+	want := "generated/infra/controlplane.yaml: " + "Talos's own CoreDNS is off and no boot release provides cluster DNS"
+	if !strings.Contains(strings.Join(all, "\n"), want) || !strings.Contains(strings.Join(all, "\n"), "dns.helmRelease") {
+		t.Errorf("patches findings do not include %q:\n%s", want, strings.Join(all, "\n"))
+	}
+}

@@ -1,5 +1,6 @@
 // Package gen turns the bootstrap spec and the Flux tree into Talos machine-config patches:
-// phase 0 (CRDs only) and phase 1 (the CNI release) as inline manifests, per cluster and role.
+// phase 0 (CRDs only) and phase 1 (the CNI and cluster DNS releases) as inline manifests, per
+// cluster and role.
 package gen
 
 import (
@@ -28,6 +29,7 @@ import (
 const (
 	CRDManifest = "bootcore-crds"
 	CNIManifest = "bootcore-cni"
+	DNSManifest = "bootcore-dns"
 )
 
 // Options configure one gen run.
@@ -190,9 +192,15 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 	if err != nil {
 		return nil, nil, err
 	}
-	cni, err := g.phase1(ctx, c, tree, crds, report)
+	cni, err := g.phase1(ctx, c, tree, crds, report, bootRelease{field: "cni", Release: g.spec.CNI.Release, valuesFile: c.CNIValues})
 	if err != nil {
 		return nil, nil, err
+	}
+	var dns []*unstructured.Unstructured
+	if g.spec.DNS != nil {
+		if dns, err = g.phase1(ctx, c, tree, crds, report, bootRelease{field: "dns", Release: *g.spec.DNS}); err != nil {
+			return nil, nil, err
+		}
 	}
 	crdBytes, err := render.Encode(crds)
 	if err != nil {
@@ -213,11 +221,20 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		TalosVersion:      c.TalosVersion,
 		KubernetesVersion: c.KubernetesVersion,
 		DisableKubeProxy:  kubeProxyReplaced(cni),
+		BootDNS:           g.spec.DNS != nil,
 	}
 	if len(crds) > 0 {
 		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: CRDManifest, Contents: crdBytes})
 	}
 	opts.Manifests = append(opts.Manifests, talos.Manifest{Name: CNIManifest, Contents: cniBytes})
+	if len(dns) > 0 {
+		dnsBytes, err := render.Encode(dns)
+		if err != nil {
+			return nil, nil, err
+		}
+		report.Manifests = append(report.Manifests, ManifestReport{Name: DNSManifest, Objects: len(dns), Bytes: len(dnsBytes)})
+		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: DNSManifest, Contents: dnsBytes})
+	}
 	for _, set := range []struct {
 		field, role string
 		paths       []string
@@ -243,7 +260,7 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		return nil, nil, fmt.Errorf("control-plane machine config is %d bytes, over budget.maxConfigBytes %d (%s %d B, %s %d B); try crdDescriptions: strip in %s or fewer phase-0 sources",
 			max, g.spec.Budget.MaxConfigBytes, CRDManifest, len(crdBytes), CNIManifest, len(cniBytes), spec.DefaultPath)
 	}
-	rbac, err := agentRBAC(append(append([]*unstructured.Unstructured{}, crds...), cni...))
+	rbac, err := agentRBAC(append(append(append([]*unstructured.Unstructured{}, crds...), cni...), dns...))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -413,24 +430,43 @@ func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
 	return out, nil
 }
 
-// phase1 renders the CNI release with the boot-only overrides and applies the boot guards.
-func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, crds []*unstructured.Unstructured, report *ClusterReport) ([]*unstructured.Unstructured, error) {
-	rel, err := tree.Release(g.spec.CNI.HelmRelease)
+// bootRelease is one phase-1 release: the CNI (with the cluster's boot-only values file) or
+// cluster DNS.
+type bootRelease struct {
+	spec.Release
+	field      string // its spec field, for errors
+	valuesFile string // boot-only overrides, relative to the repository
+}
+
+// valuesAt says where the release's boot-only values go, for the guards' hints.
+func (b bootRelease) valuesAt() string {
+	switch {
+	case b.valuesFile != "":
+		return b.valuesFile
+	case b.field == "cni":
+		return "the cluster's cniValues file"
+	}
+	return b.field + ".values in " + spec.DefaultPath
+}
+
+// phase1 renders a boot release with its boot-only overrides and applies the boot guards.
+func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, crds []*unstructured.Unstructured, report *ClusterReport, b bootRelease) ([]*unstructured.Unstructured, error) {
+	rel, err := tree.Release(b.HelmRelease)
 	if err != nil {
-		return nil, fmt.Errorf("cni: %w", err)
+		return nil, fmt.Errorf("%s: %w", b.field, err)
 	}
 	ch, err := g.fetch(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
-	values := fluxtree.MergeValues(rel.Values, g.spec.CNI.Values)
+	values := fluxtree.MergeValues(rel.Values, b.Values)
 	// Errors of a render with boot values name the file the user changes to fix them.
 	origin := rel.Origin()
-	if c.CNIValues != "" {
-		origin = fmt.Sprintf("%s with boot values %s", origin, c.CNIValues)
+	if b.valuesFile != "" {
+		origin = fmt.Sprintf("%s with boot values %s", origin, b.valuesFile)
 	}
-	if c.CNIValues != "" {
-		overrides, err := g.bootValues(ctx, c, tree, rel)
+	if b.valuesFile != "" {
+		overrides, err := g.bootValues(ctx, c, b.valuesFile, tree, rel)
 		if err != nil {
 			return nil, err
 		}
@@ -451,7 +487,7 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
 	objs := res.Objects
-	if err := refuse(objs, origin, c.CNIValues); err != nil {
+	if err := refuse(objs, origin, b.valuesAt()); err != nil {
 		return nil, err
 	}
 	again, err := render.Render(in)
@@ -461,13 +497,13 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 	if diff := differingTemplates(objs, again); len(diff) > 0 {
 		var hints []string
 		for _, t := range diff {
-			hints = append(hints, fmt.Sprintf("%s (%s)", t, fixFor(t, c.CNIValues)))
+			hints = append(hints, fmt.Sprintf("%s (%s)", t, fixFor(t, b.valuesAt())))
 		}
 		return nil, fmt.Errorf("%s: templates render differently each time (random keys or timestamps would land in the machine config and make every gen a drift):\n  - %s",
 			origin, strings.Join(hints, "\n  - "))
 	}
 	// Hooks are not in the release manifest, so they never boot; say so rather than drop them.
-	report.Hooks = res.Hooks
+	report.Hooks = append(report.Hooks, res.Hooks...)
 	if len(res.Hooks) > 0 {
 		report.HookFate = hookFate(rel.HR)
 	}
@@ -501,22 +537,22 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 
 // bootValues reads the cluster's boot-only overrides, substituted with the same variables
 // Flux uses for the HelmRelease.
-func (g *generator) bootValues(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, rel *fluxtree.Release) (map[string]any, error) {
-	data, err := os.ReadFile(filepath.Join(g.repo, c.CNIValues))
+func (g *generator) bootValues(ctx context.Context, c spec.Cluster, file string, tree *fluxtree.Tree, rel *fluxtree.Release) (map[string]any, error) {
+	data, err := os.ReadFile(filepath.Join(g.repo, file))
 	if err != nil {
 		return nil, fmt.Errorf("clusters[%s].cniValues: %w", c.Name, err)
 	}
 	vars, err := tree.Vars(ctx, rel.Object)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.CNIValues, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	data, err = fluxtree.Substitute(data, vars)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.CNIValues, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	values := map[string]any{}
 	if err := yaml.Unmarshal(data, &values); err != nil {
-		return nil, fmt.Errorf("%s: not a YAML map of values: %w", c.CNIValues, err)
+		return nil, fmt.Errorf("%s: not a YAML map of values: %w", file, err)
 	}
 	return values, nil
 }

@@ -102,12 +102,9 @@ var knownFixes = []struct{ template, fix string }{
 	{"templates/hubble/tls-cronjob/", "set " + BootValuesHint + " in %s (boot-only) instead of hubble.tls.auto.method: cronJob"},
 }
 
-// fixFor returns the hint for a refused template; cniValues is the cluster's boot-values file.
-func fixFor(template, cniValues string) string {
-	file := "the cluster's cniValues file"
-	if cniValues != "" {
-		file = cniValues
-	}
+// fixFor returns the hint for a refused template; file is where the release's boot-only
+// values go (the cluster's cniValues file, dns.values of the spec).
+func fixFor(template, file string) string {
 	for _, k := range knownFixes {
 		if strings.Contains(template, k.template) {
 			return fmt.Sprintf(k.fix, file)
@@ -117,20 +114,20 @@ func fixFor(template, cniValues string) string {
 }
 
 // refuse returns the guard errors of phase-1 objects: CRDs, Secrets, Jobs and private keys never
-// boot. origin names the release (and its boot-values file), cniValues is that file.
-func refuse(objs []render.Object, origin, cniValues string) error {
+// boot. origin names the release (and its boot-values file), valuesAt is where boot-only values go.
+func refuse(objs []render.Object, origin, valuesAt string) error {
 	var problems []string
 	for _, o := range objs {
 		switch {
 		case isCRD(o.Unstructured):
-			problems = append(problems, fmt.Sprintf("CustomResourceDefinition %s from %s: the CNI phase must not contain CRDs (they belong to phase 0, spec crds:)", o.GetName(), o.Template))
+			problems = append(problems, fmt.Sprintf("CustomResourceDefinition %s from %s: phase 1 must not contain CRDs (they belong to phase 0, spec crds:)", o.GetName(), o.Template))
 		case o.GetKind() == "Secret" && o.GetAPIVersion() == "v1":
-			problems = append(problems, fmt.Sprintf("Secret %s from %s: secrets must not enter the machine config; %s", o.GetName(), o.Template, fixFor(o.Template, cniValues)))
+			problems = append(problems, fmt.Sprintf("Secret %s from %s: secrets must not enter the machine config; %s", o.GetName(), o.Template, fixFor(o.Template, valuesAt)))
 		case o.GetKind() == "Job" && strings.HasPrefix(o.GetAPIVersion(), "batch/"):
-			problems = append(problems, fmt.Sprintf("Job %s from %s: a Job in inline manifests breaks talosctl upgrade-k8s (immutable spec); %s", o.GetName(), o.Template, fixFor(o.Template, cniValues)))
+			problems = append(problems, fmt.Sprintf("Job %s from %s: a Job in inline manifests breaks talosctl upgrade-k8s (immutable spec); %s", o.GetName(), o.Template, fixFor(o.Template, valuesAt)))
 		default:
 			if field, ok := render.PrivateKey(o.Object); ok {
-				problems = append(problems, fmt.Sprintf("%s %s from %s: field %s holds a private key, which must not enter the machine config; %s", o.GetKind(), o.GetName(), o.Template, field, fixFor(o.Template, cniValues)))
+				problems = append(problems, fmt.Sprintf("%s %s from %s: field %s holds a private key, which must not enter the machine config; %s", o.GetKind(), o.GetName(), o.Template, field, fixFor(o.Template, valuesAt)))
 			}
 		}
 	}

@@ -44,6 +44,10 @@ type Spec struct {
 	Clusters []Cluster `json:"clusters"`
 	// CNI is the phase-1 HelmRelease, installed by Talos at boot and adopted by Flux later.
 	CNI CNI `json:"cni"`
+	// DNS is the cluster DNS release (CoreDNS), booted by Talos right after the CNI and adopted
+	// by Flux like it: Flux's own pods resolve their Git and chart hosts through it, so it cannot
+	// wait for Flux. Talos's built-in CoreDNS must then be off (a static patch).
+	DNS *Release `json:"dns,omitempty"`
 	// CRDs are the phase-0 sources: only their CustomResourceDefinitions are kept.
 	CRDs []CRDSource `json:"crds,omitempty"`
 	// CRDDescriptions is CRDDescriptionsKeep (default) or CRDDescriptionsStrip: strip drops the
@@ -261,6 +265,14 @@ func (s *Spec) Validate() error {
 	if s.CNI.HelmRelease != "" || len(s.CNI.Values) > 0 {
 		if err := s.CNI.validate("cni"); err != nil {
 			return err
+		}
+	}
+	if s.DNS != nil {
+		if err := s.DNS.validate("dns"); err != nil {
+			return err
+		}
+		if s.DNS.HelmRelease == s.CNI.HelmRelease {
+			return fmt.Errorf("dns.helmRelease: %q is the CNI release too", s.DNS.HelmRelease)
 		}
 	}
 	releases := map[string]bool{}

@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// dnsServices are the Services of the boot DNS render that serve DNS (port 53): what Flux's
+// pods resolve through (kube-system/kube-dns in the chart's usual values).
+func dnsServices(boot *bootObjects) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range boot.DNS {
+		if o.GetKind() != "Service" || o.GetAPIVersion() != "v1" {
+			continue
+		}
+		ports, _, _ := unstructured.NestedSlice(o.Object, "spec", "ports")
+		for _, p := range ports {
+			if m, ok := p.(map[string]any); ok && fmt.Sprint(m["port"]) == "53" {
+				out = append(out, o)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// clusterDNSReady: every DNS Service of the boot render has a ready endpoint, i.e. a CoreDNS
+// pod that passed its readiness probe sits behind the ClusterIP Flux's pods resolve through.
+// Without a DNS boot release, cluster DNS is Talos's own CoreDNS and nothing is checked here.
+func (s *state) clusterDNSReady(ctx context.Context, boot *bootObjects) (bool, string, error) {
+	svcs := dnsServices(boot)
+	if len(boot.DNS) > 0 && len(svcs) == 0 {
+		return false, "", fmt.Errorf("%s: the DNS manifest has no Service on port 53 to resolve through", boot.Path)
+	}
+	var ready []string
+	for _, svc := range svcs {
+		n, err := readyEndpoints(ctx, s, svc.GetNamespace(), svc.GetName())
+		if err != nil {
+			return false, "", err
+		}
+		ref := describeRef("Service", svc.GetNamespace(), svc.GetName())
+		if n == 0 {
+			return false, "cluster DNS: " + ref + " has no ready endpoint yet", nil
+		}
+		ready = append(ready, fmt.Sprintf("%s has %d ready endpoint(s)", ref, n))
+	}
+	if len(ready) == 0 {
+		return true, "cluster DNS is Talos's own CoreDNS", nil
+	}
+	return true, "cluster DNS: " + strings.Join(ready, ", "), nil
+}
+
+// readyEndpoints counts the ready addresses of a Service's EndpointSlices.
+func readyEndpoints(ctx context.Context, s *state, namespace, name string) (int, error) {
+	list, err := s.k.client.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
+	if err != nil {
+		return 0, fmt.Errorf("EndpointSlices of Service %s/%s: %w", namespace, name, err)
+	}
+	n := 0
+	for _, sl := range list.Items {
+		for _, ep := range sl.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				n += len(ep.Addresses)
+			}
+		}
+	}
+	return n, nil
+}
+
+// waitClusterDNS waits until cluster DNS answers behind its Service (see clusterDNSReady):
+// the Flux controllers installed next resolve their sources through it.
+func (s *state) waitClusterDNS(ctx context.Context, boot *bootObjects) error {
+	var why string
+	check := func(ctx context.Context) (bool, error) {
+		ok, msg, err := s.clusterDNSReady(ctx, boot)
+		if err != nil && !transient(err) {
+			return false, err
+		}
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != why {
+			why = msg
+			s.rep.Emit(Event{Type: EventProgress, Phase: PhaseWaitCNI, Message: msg})
+		}
+		return ok, nil
+	}
+	if s.opts.DryRun {
+		_, err := check(ctx)
+		return err
+	}
+	interval := s.opts.PollInterval
+	if interval <= 0 || interval > 5*time.Second {
+		interval = 2 * time.Second
+	}
+	if err := wait.PollUntilContextCancel(ctx, interval, true, check); err != nil {
+		if ctx.Err() != nil {
+			return &NotReadyError{What: "cluster DNS not ready", Details: []string{why + ": Flux's controllers could not resolve their Git and chart hosts"}}
+		}
+		return err
+	}
+	return nil
+}
