@@ -82,7 +82,7 @@ func TestGenJSON(t *testing.T) {
 	if len(r.Clusters) != 2 || r.Clusters[0].Name != "infra" || len(r.Written) != 8 || r.Stale {
 		t.Fatalf("gen -o json: %d clusters, written %v, stale %v", len(r.Clusters), r.Written, r.Stale)
 	}
-	if c := r.Clusters[0]; c.Configs.ControlPlaneBytes == 0 || len(c.Manifests) != 2 || len(c.BootOnlyValues) == 0 {
+	if c := r.Clusters[0]; c.Configs.ControlPlaneBytes == 0 || len(c.Manifests) != 3 || len(c.BootOnlyValues) == 0 {
 		t.Errorf("infra report: %+v", c)
 	}
 	if !strings.Contains(out, `"controlPlaneBytes":`) || !strings.Contains(out, `"bootOnlyValues":`) {

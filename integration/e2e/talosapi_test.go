@@ -25,7 +25,7 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/talosapi"
 )
 
-var bootcoreManifests = []string{gen.CRDManifest, gen.CNIManifest}
+var bootcoreManifests = gen.Manifests
 
 // talosLab is a booted lab cluster with a Talos API stand-in per control-plane node and a
 // talosconfig for them: what a user holds right after talosctl bootstrap.

@@ -17,7 +17,7 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/talosapi"
 )
 
-var names = []string{gen.CRDManifest, gen.CNIManifest}
+var names = gen.Manifests
 
 const labRepo = "../testdata/lab"
 

@@ -28,7 +28,7 @@ type TalosAPI interface {
 
 // bootcoreManifests are the inline manifests bootcore gen writes; the post-handover patch
 // removes exactly these.
-var bootcoreManifests = []string{gen.CRDManifest, gen.CNIManifest, gen.DNSManifest}
+var bootcoreManifests = gen.Manifests
 
 // talosNodes are the control-plane nodes the Talos API is asked about.
 func (p *releaseTalosPhase) talosNodes(ctx context.Context) ([]string, error) {

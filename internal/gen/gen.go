@@ -32,6 +32,10 @@ const (
 	DNSManifest = "bootcore-dns"
 )
 
+// Manifests are all of bootcore's inline manifest names: the post-handover patch removes
+// exactly these (a cluster without a dns: release has no bootcore-dns).
+var Manifests = []string{CRDManifest, CNIManifest, DNSManifest}
+
 // Options configure one gen run.
 type Options struct {
 	Repo     string   // directory holding bootstrap/bootcore.yaml and kubernetes/

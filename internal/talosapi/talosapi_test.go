@@ -14,9 +14,11 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
+
+	"github.com/bootcore-dev/bootcore/internal/gen"
 )
 
-var names = []string{"bootcore-crds", "bootcore-cni"}
+var names = gen.Manifests
 
 const lab = "../../integration/testdata/lab/generated"
 
