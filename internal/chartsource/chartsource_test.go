@@ -427,8 +427,8 @@ func TestMirror(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	dead := "http://" + deadAddr(t)
-	_, err := (&Fetcher{}).Fetch(t.Context(), Source{Kind: KindHelmRepository, URL: dead, Chart: "demo", Origin: origin})
-	wantErr(t, err, "chart repository "+dead+" unreachable ("+origin+")", "connection refused",
+	_, err := (&Fetcher{}).Fetch(t.Context(), Source{Kind: KindHelmRepository, URL: dead, Chart: "demo", Version: "1.2.3", Origin: origin})
+	wantErr(t, err, `chart demo version "1.2.3" from chart repository `+dead+" unreachable ("+origin+")", "connection refused",
 		"add a mirror in bootstrap/bootcore.yaml (mirrors: [{upstream: "+dead+", mirror: <url>}]) or make it reachable")
 
 	deadOCI := "oci://" + deadAddr(t) + "/charts"

@@ -101,7 +101,7 @@ func (c *call) index(s Source, upstream, eff string) (*repo.IndexFile, error) {
 	}
 	data, err := c.get(u)
 	if err != nil {
-		return nil, fetchError("chart repository", upstream, eff, upstream, s, err)
+		return nil, fetchError(fmt.Sprintf("chart %s version %q from chart repository", s.Chart, s.Version), upstream, eff, upstream, s, err)
 	}
 	if idx, err = parseIndex(data); err != nil {
 		return nil, fmt.Errorf("chart repository %s%s: invalid index.yaml: %w", upstream, where(s.Origin), err)

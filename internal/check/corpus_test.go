@@ -48,7 +48,7 @@ var corpus = map[string][]want{
 	},
 	// Secrets made in-cluster: an ExternalSecret's target, agent.secrets, bootstrapSecrets.
 	"runtime-secrets": {
-		{"kubernetes/apps/network/broken/ks.yaml:2", Error, "substitution", "Kustomization network/broken (kubernetes/apps/network/broken/ks.yaml): postBuild.substituteFrom Secret network/nowhere-secret is not produced by any Kustomization of this cluster"},
+		{"kubernetes/apps/network/broken/ks.yaml:2", Error, "substitution", "Kustomization network/broken (kubernetes/apps/network/broken/ks.yaml): postBuild.substituteFrom Secret network/nowhere-secret is not produced by any Kustomization of this cluster (a Secret created outside Git before Flux runs belongs in bootstrapSecrets of bootstrap/bootcore.yaml: [network/nowhere-secret])"},
 	},
 	// Without an age key, variables of SOPS-encrypted Secrets (under data: or stringData:)
 	// are known only in-cluster. Plain stringData keys are variables.

@@ -269,8 +269,14 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, opts Options, p
 		}
 		if !progressed {
 			for _, ks := range waiting {
-				err := fmt.Errorf("Kustomization %s/%s (%s): postBuild.substituteFrom %s is not produced by any Kustomization of this cluster",
-					ks.GetNamespace(), ks.GetName(), t.files.locate(ks), t.missingSubstituteFrom(ks))
+				missing := t.missingSubstituteFrom(ks)
+				hint := ""
+				if strings.HasPrefix(missing, "Secret ") {
+					// Real trees apply such Secrets from a bootstrap script or a secret manager.
+					hint = fmt.Sprintf(" (a Secret created outside Git before Flux runs belongs in bootstrapSecrets of bootstrap/bootcore.yaml: [%s])", strings.TrimPrefix(missing, "Secret "))
+				}
+				err := fmt.Errorf("Kustomization %s/%s (%s): postBuild.substituteFrom %s is not produced by any Kustomization of this cluster%s",
+					ks.GetNamespace(), ks.GetName(), t.files.locate(ks), missing, hint)
 				if err := t.fail(ks, ks.GetKind(), ks.GetName(), err); err != nil {
 					return nil, err
 				}
