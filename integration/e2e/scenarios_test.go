@@ -485,7 +485,7 @@ func (b *scBed) nodesAndCNI(t *testing.T, before map[string]corev1.NodeCondition
 		}
 	}
 	_, r := b.statusJSON(t)
-	b.wantReady(t, r, "Nodes "+status.ControlPlaneLabel, "DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator")
+	b.wantReady(t, r, "Nodes "+status.ControlPlaneLabel, "DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator", "Service kube-system/kube-dns (cluster DNS)")
 	b.table(t, "E2E-001")
 }
 

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/bootcore-dev/bootcore/internal/status"
 )
 
 // dnsServices are the Services of the boot DNS render that serve DNS (port 53): what Flux's
@@ -41,7 +41,7 @@ func (s *state) clusterDNSReady(ctx context.Context, boot *bootObjects) (bool, s
 	}
 	var ready []string
 	for _, svc := range svcs {
-		n, err := readyEndpoints(ctx, s, svc.GetNamespace(), svc.GetName())
+		n, err := status.ReadyEndpoints(ctx, s.k.client, svc.GetNamespace(), svc.GetName())
 		if err != nil {
 			return false, "", err
 		}
@@ -55,23 +55,6 @@ func (s *state) clusterDNSReady(ctx context.Context, boot *bootObjects) (bool, s
 		return true, "cluster DNS is Talos's own CoreDNS", nil
 	}
 	return true, "cluster DNS: " + strings.Join(ready, ", "), nil
-}
-
-// readyEndpoints counts the ready addresses of a Service's EndpointSlices.
-func readyEndpoints(ctx context.Context, s *state, namespace, name string) (int, error) {
-	list, err := s.k.client.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
-	if err != nil {
-		return 0, fmt.Errorf("EndpointSlices of Service %s/%s: %w", namespace, name, err)
-	}
-	n := 0
-	for _, sl := range list.Items {
-		for _, ep := range sl.Endpoints {
-			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-				n += len(ep.Addresses)
-			}
-		}
-	}
-	return n, nil
 }
 
 // waitClusterDNS waits until cluster DNS answers behind its Service (see clusterDNSReady):

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/siderolabs/go-kubernetes/kubernetes/ssa/object"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -136,6 +137,7 @@ func (k *Checker) Run(ctx context.Context) (*Report, error) {
 	for _, t := range append(CNIWorkloads(k.spec), workloads...) {
 		r.Checks = append(r.Checks, k.target(ctx, t))
 	}
+	r.Checks = append(r.Checks, k.clusterDNS(ctx))
 	r.Checks = append(r.Checks, k.secrets(ctx)...)
 	r.Checks = append(r.Checks, k.stores(ctx)...)
 	r.Checks = append(r.Checks, k.target(ctx, Target{GVK: GVKFluxInstance, Namespace: "flux-system", Name: "flux", Ready: Flux}))
@@ -194,6 +196,41 @@ func (k *Checker) all(ctx context.Context, gvk schema.GroupVersionKind, ready Re
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// DNSService is where Talos and the CoreDNS chart (with the usual service.name) serve cluster DNS.
+const DNSService = "kube-dns"
+
+// clusterDNS: Service kube-system/kube-dns has a ready endpoint (every pod resolves through it).
+func (k *Checker) clusterDNS(ctx context.Context) Check {
+	c := Check{Name: Ref("Service", metav1.NamespaceSystem, DNSService) + " (cluster DNS)"}
+	n, err := ReadyEndpoints(ctx, k.client, metav1.NamespaceSystem, DNSService)
+	switch {
+	case err != nil:
+		c.Message = describeErr(err)
+	case n == 0:
+		c.Message = "no ready endpoint: pods cannot resolve names"
+	default:
+		c.Ready, c.Message = true, fmt.Sprintf("%d ready endpoint(s)", n)
+	}
+	return c
+}
+
+// ReadyEndpoints counts the ready addresses of a Service's EndpointSlices.
+func ReadyEndpoints(ctx context.Context, c kubernetes.Interface, namespace, name string) (int, error) {
+	list, err := c.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
+	if err != nil {
+		return 0, fmt.Errorf("EndpointSlices of Service %s/%s: %w", namespace, name, err)
+	}
+	n := 0
+	for _, sl := range list.Items {
+		for _, ep := range sl.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				n += len(ep.Addresses)
+			}
+		}
+	}
+	return n, nil
 }
 
 func describeErr(err error) string {
