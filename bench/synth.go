@@ -116,8 +116,9 @@ budget:
   maxConfigBytes: 10485760
 output: generated
 `)
-	w.file("patches/controlplane-common.yaml", "cluster:\n  coreDNS:\n    disabled: true\n")
-	w.file("patches/controlplane-common-v1.14.yaml", "apiVersion: v1alpha1\nkind: KubeCoreDNSConfig\nenabled: false\n")
+	// Talos's own CoreDNS stays on: the synthetic tree has no CoreDNS release to boot (dns:).
+	w.file("patches/controlplane-common.yaml", "machine:\n  sysctls:\n    net.core.somaxconn: \"65535\"\n")
+	w.file("patches/controlplane-common-v1.14.yaml", "machine:\n  sysctls:\n    net.core.somaxconn: \"65535\"\n")
 
 	releases := []struct{ name, ns, path, values, depends string }{
 		{"cilium", "kube-system", "networking/cilium", ciliumHRValues, ""},
