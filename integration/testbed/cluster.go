@@ -163,7 +163,12 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 
 	// kube-apiserver
 	p := c.pki
+	admission, err := writeAdmissionConfig(c.RunDir, c.Name)
+	if err != nil {
+		return err
+	}
 	if _, err := c.run("kube-apiserver", nil,
+		"--admission-control-config-file="+admission,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
 		"--cert-dir="+filepath.Join(c.RunDir, "apiserver"),
