@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 
@@ -21,26 +22,38 @@ const talosAdmissionVersion = "v1.14.1"
 // generated default is PodSecurity with enforce baseline and only kube-system exempt
 // (machinery config/types/k8s/admission_control.go: DefaultPodSecurityAdmissionControlConfig),
 // so a privileged pod outside kube-system is refused here as it is on Talos.
-func writeAdmissionConfig(dir, clusterName string) (string, error) {
+func writeAdmissionConfig(dir string) (string, error) {
+	admissionOnce.Do(func() { admissionYAML, admissionErr = talosAdmissionConfig() })
+	if admissionErr != nil {
+		return "", admissionErr
+	}
+	path := filepath.Join(dir, "admission-config.yaml")
+	return path, os.WriteFile(path, admissionYAML, 0o644)
+}
+
+// The configuration depends only on the contract's defaults, and generating a machine config
+// makes a secrets bundle (an RSA key): once per process, not once per cluster start.
+var (
+	admissionOnce sync.Once
+	admissionYAML []byte
+	admissionErr  error
+)
+
+func talosAdmissionConfig() ([]byte, error) {
 	cfg, err := talos.MachineConfig(talos.Options{
-		ClusterName: clusterName, Endpoint: "https://127.0.0.1:6443",
+		ClusterName: "testbed", Endpoint: "https://127.0.0.1:6443",
 		TalosVersion: talosAdmissionVersion, KubernetesVersion: "1.35.4",
 	}, talos.RoleControlPlane)
 	if err != nil {
-		return "", fmt.Errorf("admission configuration from Talos's default config: %w", err)
+		return nil, fmt.Errorf("admission configuration from Talos's default config: %w", err)
 	}
 	var plugins []map[string]any
 	for _, p := range cfg.K8sAdmissionControlPluginConfigs() {
 		plugins = append(plugins, map[string]any{"name": p.Name(), "configuration": p.Configuration()})
 	}
-	data, err := yaml.Marshal(map[string]any{
+	return yaml.Marshal(map[string]any{
 		"apiVersion": "apiserver.config.k8s.io/v1",
 		"kind":       "AdmissionConfiguration",
 		"plugins":    plugins,
 	})
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "admission-config.yaml")
-	return path, os.WriteFile(path, data, 0o644)
 }

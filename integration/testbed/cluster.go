@@ -163,7 +163,7 @@ func (c *Cluster) start(ctx context.Context, controlPlanes, workers int) error {
 
 	// kube-apiserver
 	p := c.pki
-	admission, err := writeAdmissionConfig(c.RunDir, c.Name)
+	admission, err := writeAdmissionConfig(c.RunDir)
 	if err != nil {
 		return err
 	}
