@@ -203,7 +203,8 @@ func TestAgentTwoAtOnce(t *testing.T) {
 	c, l := bootedCluster(t, "infra")
 	results := make(chan agentRun, 2)
 	for range 2 {
-		go func() { results <- runAgent(t, l, c.KubeconfigPath, "infra") }()
+		// The waiting agent must outlast a whole hand-over (install-flux and handover timeouts).
+		go func() { results <- runAgent(t, l, c.KubeconfigPath, "infra", "--lock-wait", "14m") }()
 	}
 	a, b := <-results, <-results
 	defer dumpOnFailure(t, a)
