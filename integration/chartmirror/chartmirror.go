@@ -7,7 +7,8 @@
 //     Helm's registry client). bootcore reaches these through the spec's `mirrors:`;
 //   - as the network itself: an HTTPS proxy (CONNECT) that answers for the upstream hosts
 //     (helm.cilium.io, ghcr.io, ...) with certificates of its own CA and serves the same content.
-//     Flux's source-controller runs with HTTPS_PROXY and SSL_CERT_FILE pointing here, so the lab's
+//     Flux's source-controller reaches it through its cluster's network gate (testbed.NetGate, its
+//     HTTPS_PROXY) and trusts its CA (SSL_CERT_FILE), so the lab's
 //     HelmRepository objects name the real upstream URLs and still resolve offline.
 //
 // Nothing else is reachable through the proxy: a CONNECT to any other host is refused, as a
@@ -233,17 +234,6 @@ func (m *Mirror) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return m.srv.Shutdown(ctx)
-}
-
-// ProxyEnv is the environment a process needs to reach the upstream hosts through the proxy:
-// HTTPS_PROXY for the upstream hosts (Go never proxies loopback, so the API server and the Git
-// server stay direct) and SSL_CERT_FILE trusting the proxy's CA.
-func (m *Mirror) ProxyEnv() []string {
-	return []string{
-		"HTTPS_PROXY=http://" + m.Addr, "https_proxy=http://" + m.Addr,
-		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
-		"SSL_CERT_FILE=" + m.CAFile,
-	}
 }
 
 // ServeHTTP serves the mirror paths, the registry API and the proxy's CONNECT.

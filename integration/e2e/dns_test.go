@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -51,5 +52,50 @@ func TestAgentWaitsForClusterDNS(t *testing.T) {
 	}
 	if _, err := c.Client.AppsV1().Deployments("flux-system").Get(ctx, "flux-operator", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("flux-operator Deployment: %v, want not found", err)
+	}
+
+	// The bed holds Flux to the same rule: a source applied while kube-dns has no endpoint
+	// cannot fetch (the controllers' network gate refuses it), and fetches once CoreDNS is back.
+	// (The controllers start here, as pods of the Deployments an agent would have installed.)
+	testbed.StartFluxT(t, c)
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := c.Namespace(ctx, "flux-system"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, []byte(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: before-dns
+  namespace: flux-system
+spec:
+  interval: 10s
+  url: `+l.GitURL+`
+  ref:
+    branch: main
+`)); err != nil {
+		t.Fatal(err)
+	}
+	msg = ""
+	if err := c.WaitFor(ctx, "GitRepository before-dns failing to fetch", time.Minute, func(ctx context.Context) (bool, error) {
+		repo, err := c.Get(ctx, testbed.GitRepositoryGVR, "flux-system", "before-dns")
+		if err != nil {
+			return false, nil
+		}
+		ok, m := condTrue(repo, "Ready")
+		msg = m
+		if ok {
+			return false, fmt.Errorf("fetched without cluster DNS: %s", m)
+		}
+		return strings.Contains(m, "502"), nil
+	}); err != nil {
+		t.Fatalf("%v (Ready: %s)", err, msg)
+	}
+	two := []byte(`{"spec":{"replicas":2}}`)
+	if _, err := c.Client.AppsV1().Deployments("kube-system").Patch(ctx, "coredns", types.MergePatchType, two, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitCondition(ctx, testbed.GitRepositoryGVR, "flux-system", "before-dns", "Ready", time.Minute); err != nil {
+		t.Errorf("with CoreDNS back: %v", err)
 	}
 }

@@ -55,6 +55,9 @@ func Mirror(root string) (*chartmirror.Mirror, error) {
 type Lab struct {
 	Repo string // the working copy (also pushed to the Git server as repository "lab")
 	Git  *testbed.GitServer
+	// GitURL is the repository's URL as the clusters' Flux reaches it (by name, through the
+	// cluster's network gate).
+	GitURL string
 	// Env is what `bootcore agent` needs in its environment (token, SOPS age key).
 	Env []string
 }
@@ -67,7 +70,8 @@ func Prepare(ctx context.Context, root, dir string, git *testbed.GitServer, clus
 	if err := copyDir(src, dir); err != nil {
 		return nil, err
 	}
-	url := git.RepoURL("lab")
+	// Flux reaches the Git server by name, through each cluster's network gate (below).
+	url := testbed.SiteURL(git.RepoURL("lab"), "git")
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
 			return err
@@ -85,8 +89,14 @@ func Prepare(ctx context.Context, root, dir string, git *testbed.GitServer, clus
 	if err != nil {
 		return nil, err
 	}
+	// The controllers that are pods on Talos reach Git and the chart mirror only through the
+	// cluster's gate: once a CNI runs and cluster DNS answers.
 	for _, c := range clusters {
-		c.SetNetwork(m.ProxyEnv())
+		gate, err := c.StartNetGate(m.Addr)
+		if err != nil {
+			return nil, err
+		}
+		c.SetNetwork(gate.Env(m.CAFile))
 	}
 
 	specPath := filepath.Join(dir, spec.DefaultPath)
@@ -136,7 +146,7 @@ agent:
 	if _, err := git.CreateRepo("lab", dir); err != nil {
 		return nil, err
 	}
-	return &Lab{Repo: dir, Git: git, Env: []string{
+	return &Lab{Repo: dir, Git: git, GitURL: url, Env: []string{
 		TokenEnv + "=" + token,
 		"SOPS_AGE_KEY_FILE=" + filepath.Join(sopsDir, "test.agekey"),
 		"SOPS_AGE_KEY=",
