@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siderolabs/go-kubernetes/kubernetes/ssa/object"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -418,21 +419,42 @@ func assertHandedOver(t *testing.T, c *testbed.Cluster, l *lab, name string) {
 		t.Errorf("Secret onepassword-connect has keys %v with other values than the inputs", keys(sec.Data))
 	}
 
-	// Talos no longer owns anything bootcore booted: out of its inventory, no annotation.
+	// Talos no longer owns anything bootcore booted: its inventory holds exactly Talos's own
+	// manifests (bootstrap RBAC and token; CoreDNS, kube-proxy and Flannel are off in the lab),
+	// and only those carry its annotation.
+	cfg, err := l.TalosConfig(c, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := talosemu.OwnInventoryKeys(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(inv.Data) != 0 {
-		t.Errorf("Talos inventory still lists %v", keys(inv.Data))
+	for k := range inv.Data {
+		if !own[k] {
+			t.Errorf("Talos inventory still lists %s", k)
+		}
+	}
+	for k := range own {
+		if _, ok := inv.Data[k]; !ok {
+			t.Errorf("Talos inventory lost its own %s", k)
+		}
 	}
 	for _, gvr := range []schema.GroupVersionResource{gvrCRD, gvrDaemonSet, gvrDeployment, gvrConfigMap} {
 		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range list.Items {
-			if o.GetAnnotations()[talosemu.InventoryAnnotation] != "" {
+		for i := range list.Items {
+			o := &list.Items[i]
+			if o.GetAnnotations()[talosemu.InventoryAnnotation] == "" {
+				continue
+			}
+			if ref, err := object.RuntimeToObjMeta(o); err != nil || !own[ref.String()] {
 				t.Errorf("%s %s/%s still carries %s", gvr.Resource, o.GetNamespace(), o.GetName(), talosemu.InventoryAnnotation)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/siderolabs/talos/pkg/machinery/config"
+
 	"github.com/bootcore-dev/bootcore/integration/chartmirror"
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
@@ -164,14 +166,7 @@ func (l *Lab) BootTalos(ctx context.Context, c *testbed.Cluster, name string, ti
 	if !ok {
 		return fmt.Errorf("lab spec has no cluster %s", name)
 	}
-	var patches []string
-	for _, p := range append(append([]string{}, sc.Patches...), sc.ControlPlanePatches...) {
-		patches = append(patches, filepath.Join(l.Repo, p))
-	}
-	patches = append(patches, filepath.Join(l.Repo, s.Output, name, "controlplane.yaml"))
-	cfg, err := talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{
-		ClusterName: name, Endpoint: c.Server, KubernetesVersion: sc.KubernetesVersion, TalosVersion: sc.TalosVersion,
-	}, patches...)
+	cfg, err := l.talosConfig(c, s, sc)
 	if err != nil {
 		return err
 	}
@@ -193,6 +188,32 @@ func (l *Lab) BootTalos(ctx context.Context, c *testbed.Cluster, name string, ti
 		}
 	}
 	return nil
+}
+
+// TalosConfig is the control-plane machine config cluster name boots from: Talos's default
+// for the spec's versions with the static patches and gen's controlplane.yaml, as
+// `talosctl gen config --config-patch-control-plane` makes it.
+func (l *Lab) TalosConfig(c *testbed.Cluster, name string) (config.Provider, error) {
+	s, err := spec.Load(filepath.Join(l.Repo, spec.DefaultPath))
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := s.Cluster(name)
+	if !ok {
+		return nil, fmt.Errorf("lab spec has no cluster %s", name)
+	}
+	return l.talosConfig(c, s, sc)
+}
+
+func (l *Lab) talosConfig(c *testbed.Cluster, s *spec.Spec, sc spec.Cluster) (config.Provider, error) {
+	var patches []string
+	for _, p := range append(append([]string{}, sc.Patches...), sc.ControlPlanePatches...) {
+		patches = append(patches, filepath.Join(l.Repo, p))
+	}
+	patches = append(patches, filepath.Join(l.Repo, s.Output, sc.Name, "controlplane.yaml"))
+	return talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{
+		ClusterName: sc.Name, Endpoint: c.Server, KubernetesVersion: sc.KubernetesVersion, TalosVersion: sc.TalosVersion,
+	}, patches...)
 }
 
 // writeFluxManifests lays out Flux's install manifests (those the flux-operator carries for

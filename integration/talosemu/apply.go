@@ -82,11 +82,12 @@ type Result struct {
 	Existing []string // existed already: left alone, recorded in the inventory
 }
 
-// Boot emulates what the node does with the inline manifests of cfg after
-// it boots: apply runs, retried with exponential backoff (0.5s doubling up to
-// 5s) until one succeeds or timeout passes. The Result sums all runs.
+// Boot emulates what the node does with the manifests of cfg after it boots
+// (Talos's own, see BootstrapManifests, and the inline manifests): apply runs,
+// retried with exponential backoff (0.5s doubling up to 5s) until one succeeds
+// or timeout passes. The Result sums all runs.
 func (n *Node) Boot(ctx context.Context, cfg config.Config, timeout time.Duration) (Result, error) {
-	objs, err := Objects(InlineManifests(cfg))
+	objs, err := Objects(AllManifests(cfg))
 	if err != nil {
 		return Result{}, err
 	}

@@ -1,5 +1,5 @@
 // Package talosemu is an EMULATION, for tests, of what a Talos control-plane
-// node does with the inline manifests of its machine config. It is not Talos
+// node does with the manifests of its machine config. It is not Talos
 // code and does not boot anything: it builds the machine config with Talos'
 // own machinery (generate + configpatcher + validation, as `talosctl gen
 // config --config-patch-control-plane` would), reads its inline manifests from
@@ -21,8 +21,10 @@
 //   - runs of several control-plane nodes are serialised (Talos: an etcd
 //     mutex; here: a Lease used as a lock, see lock.go).
 //
-// Not emulated: Talos' own bootstrap manifests (CoreDNS, kube-proxy, Flannel,
-// RBAC), extra manifest URLs, and `talosctl upgrade-k8s` (force + prune).
+// Talos's own bootstrap manifests (CoreDNS, kube-proxy, Flannel, bootstrap
+// RBAC and token) are applied with the inline manifests, with Talos's IDs and
+// unless the config turns each off (bootstrap.go). Not emulated: extra
+// manifest URLs, and `talosctl upgrade-k8s` (force + prune).
 package talosemu
 
 import (
@@ -141,6 +143,10 @@ func InlineManifests(cfg config.Config) []Manifest {
 	for _, m := range cfg.K8sInlineManifestConfigs() {
 		out = append(out, Manifest{ID: "99-" + m.Name(), Name: m.Name(), Contents: m.Contents()})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return sortManifests(out)
+}
+
+func sortManifests(ms []Manifest) []Manifest {
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+	return ms
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/siderolabs/talos/pkg/machinery/config"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
@@ -117,5 +119,58 @@ func TestLabPatchesBootBothClusters(t *testing.T) {
 				t.Errorf("second boot: created %v, existing %d of %d", again.Created, len(again.Existing), len(flat))
 			}
 		})
+	}
+}
+
+// Talos applies its own CoreDNS, kube-proxy and Flannel unless the machine config turns each
+// off. A default config has all three (both contracts); a patch that turns only Flannel off
+// leaves the other two on; the lab's patches (its static patch turning CoreDNS off, gen's patch
+// turning the CNI and kube-proxy off) leave only Talos's bootstrap RBAC and token.
+func TestTalosOwnManifestsFollowTheConfig(t *testing.T) {
+	ids := func(cfg config.Config) []string {
+		var out []string
+		for _, m := range talosemu.BootstrapManifests(cfg) {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	always := []string{"00-kubelet-bootstrapping-token", "01-csr-approver-role-binding", "01-csr-node-bootstrap", "01-csr-renewal-role-binding", "11-kube-config-in-cluster", "11-talos-node-rbac-template"}
+	all := sorted(append(slices.Clone(always), "05-flannel", "10-kube-proxy", "11-core-dns", "11-core-dns-svc"))
+	for _, contract := range []string{"v1.13", "v1.14"} {
+		cfg, err := talosemu.MachineConfig(talosemu.ConfigOptions{TalosVersion: contract})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(cfg); !slices.Equal(got, all) {
+			t.Errorf("default %s config: Talos's manifests %v, want %v", contract, got, all)
+		}
+	}
+	noFlannel := []byte("apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n")
+	cfg, err := talosemu.MachineConfig(talosemu.ConfigOptions{TalosVersion: "v1.14"}, noFlannel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(cfg), sorted(append(slices.Clone(always), "10-kube-proxy", "11-core-dns", "11-core-dns-svc")); !slices.Equal(got, want) {
+		t.Errorf("Flannel deleted: Talos's manifests %v, want %v", got, want)
+	}
+
+	s, err := spec.Load(filepath.Join(labRoot, spec.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range s.Clusters {
+		var patches []string
+		for _, p := range append(append([]string{}, cl.Patches...), cl.ControlPlanePatches...) {
+			patches = append(patches, filepath.Join(labRoot, p))
+		}
+		patches = append(patches, filepath.Join(labRoot, "generated", cl.Name, "controlplane.yaml"))
+		cfg, err := talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{ClusterName: cl.Name, Endpoint: cl.Endpoint,
+			KubernetesVersion: cl.KubernetesVersion, TalosVersion: cl.TalosVersion}, patches...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(cfg); !slices.Equal(got, always) {
+			t.Errorf("lab cluster %s: Talos's manifests %v, want only %v", cl.Name, got, always)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/siderolabs/go-kubernetes/kubernetes/ssa/object"
+	"github.com/siderolabs/talos/pkg/machinery/config"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -185,8 +186,15 @@ func TestTalosBootAppliesInlineManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// This config leaves Talos's CoreDNS, kube-proxy and Flannel on: Talos applies them too.
+	own, ownKeys := talosOwn(t, cfg)
+	for _, want := range []string{"DaemonSet kube-system/kube-flannel", "DaemonSet kube-system/kube-proxy", "Deployment kube-system/coredns", "Service kube-system/kube-dns", "Secret kube-system/bootstrap-token-25p8ak"} {
+		if !slices.Contains(own, want) {
+			t.Errorf("Talos's own manifests lack %s: %v", want, own)
+		}
+	}
 	slices.Sort(res.Created)
-	if want := "[CustomResourceDefinition widgets.lab.bootcore.dev DaemonSet kube-system/cilium Deployment kube-system/cilium-operator Widget lab/first]"; fmt.Sprint(res.Created) != want {
+	if want := sorted(append(own, "CustomResourceDefinition widgets.lab.bootcore.dev", "DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator", "Widget lab/first")); fmt.Sprint(res.Created) != fmt.Sprint(want) {
 		t.Errorf("created %v\nwant %s", res.Created, want)
 	}
 	if fmt.Sprint(res.Existing) != "[Namespace lab]" {
@@ -211,6 +219,14 @@ func TestTalosBootAppliesInlineManifests(t *testing.T) {
 		t.Errorf("cilium DaemonSet: annotations %v, managers %v", ds.GetAnnotations(), managers(ds.GetManagedFields()))
 	}
 
+	// The patch left Flannel on: Talos's Flannel DaemonSet runs beside the boot CNI.
+	flannel, err := c.Get(ctx, daemonSetGVR, "kube-system", "kube-flannel")
+	if err != nil {
+		t.Errorf("Flannel DaemonSet on the bed: %v", err)
+	} else if flannel.GetAnnotations()[talosemu.InventoryAnnotation] != talosemu.InventoryName {
+		t.Errorf("Flannel DaemonSet: annotations %v", flannel.GetAnnotations())
+	}
+
 	// Inventory lists every object, in go-kubernetes' format.
 	inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
 	if err != nil {
@@ -224,7 +240,7 @@ func TestTalosBootAppliesInlineManifests(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := "[_lab__Namespace _widgets.lab.bootcore.dev_apiextensions.k8s.io_CustomResourceDefinition kube-system_cilium-operator_apps_Deployment kube-system_cilium_apps_DaemonSet lab_first_lab.bootcore.dev_Widget]"
+	want := fmt.Sprint(sorted(append(ownKeys, "_lab__Namespace", "_widgets.lab.bootcore.dev_apiextensions.k8s.io_CustomResourceDefinition", "kube-system_cilium-operator_apps_Deployment", "kube-system_cilium_apps_DaemonSet", "lab_first_lab.bootcore.dev_Widget")))
 	if fmt.Sprint(keys) != want {
 		t.Errorf("inventory keys\n got %v\nwant %s", keys, want)
 	}
@@ -257,7 +273,7 @@ func TestTalosBootAppliesInlineManifests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Created) != 0 || len(res.Existing) != 5 {
+		if len(res.Created) != 0 || len(res.Existing) != 5+len(own) {
 			t.Errorf("boot of %s: created %v, existing %v", name, res.Created, res.Existing)
 		}
 	}
@@ -341,15 +357,16 @@ func TestTalosConcurrentBoot(t *testing.T) {
 		created = append(created, results[i].Created...)
 	}
 	slices.Sort(created)
-	if want := "[CustomResourceDefinition widgets.lab.bootcore.dev DaemonSet kube-system/cilium Deployment kube-system/cilium-operator Namespace lab Widget lab/first]"; fmt.Sprint(created) != want {
+	own, _ := talosOwn(t, cfg)
+	if want := sorted(append(own, "CustomResourceDefinition widgets.lab.bootcore.dev", "DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator", "Namespace lab", "Widget lab/first")); fmt.Sprint(created) != fmt.Sprint(want) {
 		t.Errorf("created (both nodes) %v\nwant %s", created, want)
 	}
 	inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(inv.Data) != 5 {
-		t.Errorf("inventory has %d entries, want 5: %v", len(inv.Data), inv.Data)
+	if len(inv.Data) != 5+len(own) {
+		t.Errorf("inventory has %d entries, want %d: %v", len(inv.Data), 5+len(own), inv.Data)
 	}
 	if err := c.WaitNodesReady(ctx, testbed.LabelControlPlane, true, time.Minute); err != nil {
 		t.Fatal(err)
@@ -392,4 +409,32 @@ func resourceVersions(t *testing.T, c *testbed.Cluster) map[string]string {
 		out[ref.name] = obj.GetResourceVersion()
 	}
 	return out
+}
+
+// talosOwn returns the objects Talos applies of its own for cfg ("Kind namespace/name") and
+// their inventory keys.
+func talosOwn(t *testing.T, cfg config.Config) (names, keys []string) {
+	t.Helper()
+	objs, err := talosemu.Objects(talosemu.BootstrapManifests(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		name := o.GetKind() + " " + o.GetName()
+		if o.GetNamespace() != "" {
+			name = o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+		}
+		names = append(names, name)
+		ref, err := object.RuntimeToObjMeta(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, ref.String())
+	}
+	return names, keys
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
 }
