@@ -35,8 +35,8 @@ const (
 )
 
 // Objects flattens manifests (already sorted by ID) into objects and orders
-// them as Talos >= 1.13 does: Namespaces, then CRDs, then the rest in file
-// order.
+// them as Talos >= 1.13 does: Namespaces, then CRDs, each by name, then the
+// rest in file order.
 func Objects(manifests []Manifest) ([]*unstructured.Unstructured, error) {
 	var objs []*unstructured.Unstructured
 	for _, m := range manifests {
@@ -65,7 +65,15 @@ func Objects(manifests []Manifest) ([]*unstructured.Unstructured, error) {
 			return 2
 		}
 	}
-	sort.SliceStable(objs, func(i, j int) bool { return rank(objs[i]) < rank(objs[j]) })
+	// As ManifestApplyController.apply sorts: Namespaces by name, then CRDs by name, then the
+	// rest in manifest order.
+	sort.SliceStable(objs, func(i, j int) bool {
+		ri, rj := rank(objs[i]), rank(objs[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return ri < 2 && objs[i].GetName() < objs[j].GetName()
+	})
 	return objs, nil
 }
 
@@ -123,9 +131,22 @@ func (n *Node) ApplyUntilSuccess(ctx context.Context, objs []*unstructured.Unstr
 	return total, nil
 }
 
-// ApplyOnce is one run of the manifest controller: create what is missing,
-// record everything in the inventory. Errors of single objects do not stop
-// the run; they are joined into the returned error.
+// ApplyOnce is one run of Talos's manifest apply, following
+// ManifestApplyController.apply and applyManifests
+// (internal/app/machined/pkg/controllers/k8s/manifest_apply.go, Talos
+// ad8823176, the same in v1.13.9 and v1.14):
+//
+//   - an object already in the inventory is skipped, even if it was deleted
+//     from the cluster: Talos never re-creates it;
+//   - an existing object not in the inventory is added to it (backfill) and
+//     left alone, whatever annotations it carries;
+//   - a missing object is created (server-side apply, field manager talos, no
+//     force) with the owning-inventory annotation, unless its manifest
+//     already names another inventory (an error for that object);
+//   - errors that concern one object (unknown kind, invalid or bad request)
+//     are collected and the run goes on; any other error (connection,
+//     Forbidden, Conflict, ...) aborts the run, and Talos then writes the
+//     inventory it has at that point, which is none: the inventory is emptied.
 func (n *Node) ApplyOnce(ctx context.Context, objs []*unstructured.Unstructured) (Result, error) {
 	var res Result
 	client, err := kubernetes.NewForConfig(n.Config)
@@ -148,62 +169,81 @@ func (n *Node) ApplyOnce(ctx context.Context, objs []*unstructured.Unstructured)
 	if err != nil {
 		return res, err
 	}
-	refs := inv.Get()
+	refs, errs, abort := n.apply(ctx, mapper, dyn, objs, inv.Get(), &res)
+	if abort != nil {
+		refs = nil // apply returned no inventory; Talos writes it anyway
+		errs = append(errs, abort)
+	}
+	inv.Update(refs)
+	if err := inv.Write(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("updating inventory failed: %w", err))
+	}
+	return res, errors.Join(errs...)
+}
 
-	var errs []error
+// apply is the loop of ManifestApplyController.apply; abort is the error that ended the run early.
+func (n *Node) apply(ctx context.Context, mapper meta.RESTMapper, dyn dynamic.Interface, objs []*unstructured.Unstructured, refs object.ObjMetadataSet, res *Result) (_ object.ObjMetadataSet, errs []error, abort error) {
 	for _, orig := range objs {
 		obj := orig.DeepCopy()
 		gvk := obj.GroupVersionKind()
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", describe(obj), err))
-			continue
+			if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || meta.IsNoMatchError(err) {
+				errs = append(errs, fmt.Errorf("%s: %w", describe(obj), err))
+				continue
+			}
+			return nil, errs, fmt.Errorf("error creating mapping for object %s: %w", describe(obj), err)
 		}
 		ri := dynamic.ResourceInterface(dyn.Resource(mapping.Resource))
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 			if obj.GetNamespace() == "" {
-				obj.SetNamespace(metav1.NamespaceDefault) // as kubectl would
+				obj.SetNamespace(metav1.NamespaceDefault)
 			}
 			ri = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
 		} else {
+			// Talos 1.13 recorded cluster-scoped objects with the manifest's namespace: such an
+			// entry is dropped and the object skipped.
+			if old := (object.ObjMetadata{Namespace: obj.GetNamespace(), Name: obj.GetName(), GroupKind: gvk.GroupKind()}); obj.GetNamespace() != "" && refs.Contains(old) {
+				refs = refs.Remove(old)
+				continue
+			}
 			obj.SetNamespace("")
 		}
 		ref := object.ObjMetadata{Namespace: obj.GetNamespace(), Name: obj.GetName(), GroupKind: gvk.GroupKind()}
-
-		live, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
-		switch {
-		case err == nil:
-			if owner, ok := live.GetAnnotations()[InventoryAnnotation]; ok && owner != InventoryName {
-				errs = append(errs, fmt.Errorf("%s is owned by inventory %q, not %q", describe(obj), owner, InventoryName))
-				continue
-			}
-			res.Existing = append(res.Existing, describe(obj)) // create-only: not updated
-		case apierrors.IsNotFound(err):
-			ann := obj.GetAnnotations()
-			if ann == nil {
-				ann = map[string]string{}
-			}
-			ann[InventoryAnnotation] = InventoryName
-			obj.SetAnnotations(ann)
-			if _, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: false}); err != nil {
-				errs = append(errs, fmt.Errorf("create %s: %w", describe(obj), err))
-				continue
-			}
-			res.Created = append(res.Created, describe(obj))
-		default:
-			errs = append(errs, fmt.Errorf("get %s: %w", describe(obj), err))
+		if refs.Contains(ref) {
+			res.Existing = append(res.Existing, describe(obj))
 			continue
 		}
-		if !refs.Contains(ref) {
-			refs = append(refs, ref)
+		_, err = ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		if err == nil {
+			refs = refs.Union(object.ObjMetadataSet{ref}) // backfill; the object is left alone
+			res.Existing = append(res.Existing, describe(obj))
+			continue
 		}
+		if !apierrors.IsNotFound(err) {
+			return nil, errs, fmt.Errorf("error checking resource existence: %w", err)
+		}
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		if owner, ok := ann[InventoryAnnotation]; ok && owner != InventoryName {
+			errs = append(errs, fmt.Errorf("unexpected foreign inventory annotation on %s (%q)", describe(obj), owner))
+			continue
+		}
+		ann[InventoryAnnotation] = InventoryName
+		obj.SetAnnotations(ann)
+		if _, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager}); err != nil {
+			if apierrors.IsMethodNotSupported(err) || apierrors.IsBadRequest(err) || apierrors.IsInvalid(err) {
+				errs = append(errs, fmt.Errorf("error creating %s: %w", describe(obj), err))
+				continue
+			}
+			return nil, errs, fmt.Errorf("error creating %s: %w", describe(obj), err)
+		}
+		res.Created = append(res.Created, describe(obj))
+		refs = refs.Union(object.ObjMetadataSet{ref})
 	}
-
-	inv.Update(refs)
-	if err := inv.Write(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	return res, errors.Join(errs...)
+	return refs, errs, nil
 }
 
 func (n *Node) logf(format string, args ...any) {

@@ -9,15 +9,20 @@
 // ("Talos: inline manifests"):
 //
 //   - manifests sorted by ID ("99-<name>"), objects flattened, then
-//     Namespaces first, CRDs second, everything else in file order;
-//   - create-only: an existing object is not updated, only recorded in the
-//     inventory; a missing one is created by server-side apply with field
-//     manager "talos" (no force) and annotated with the owning inventory;
+//     Namespaces first, CRDs second (each by name), everything else in file
+//     order;
+//   - an object in the inventory is skipped, even when deleted (never
+//     re-created); an existing object is only added to the inventory
+//     (backfill); a missing one is created by server-side apply with field
+//     manager "talos" (no force) and annotated with the owning inventory,
+//     unless its manifest names another inventory (an error);
 //   - inventory ConfigMap kube-system/talos-bootstrap-manifests-inventory,
 //     written with github.com/siderolabs/go-kubernetes/kubernetes/ssa;
-//   - an object owned by another inventory is an error; a kind the API
-//     server does not know yet (CRD not established) fails the run, the rest
-//     of the run continues, and the run is retried with backoff;
+//   - errors of one object (a kind the API server does not know yet, an
+//     invalid object) are collected and the run goes on; any other error
+//     (Forbidden, Conflict, connection) aborts the run and empties the
+//     inventory, as Talos's applyManifests writes the nil set apply returns;
+//     a failed run is retried with backoff;
 //   - runs of several control-plane nodes are serialised (Talos: an etcd
 //     mutex; here: a Lease used as a lock, see lock.go).
 //

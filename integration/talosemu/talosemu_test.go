@@ -285,13 +285,102 @@ func TestTalosBootAppliesInlineManifests(t *testing.T) {
 		t.Errorf("Widget reverted to size %d", size)
 	}
 
-	// An object owned by a different inventory is an error.
+	// Talos checks the owning inventory on the manifest's object, not the live one: a live
+	// object in its inventory is skipped whatever it carries ...
 	if err := c.Apply(ctx, []byte("apiVersion: lab.bootcore.dev/v1\nkind: Widget\nmetadata:\n  name: first\n  namespace: lab\n  annotations: {config.k8s.io/owning-inventory: someone-else}\n")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = (&talosemu.Node{Name: "controlplane-3", Config: c.Config}).Boot(ctx, cfg, 3*time.Second)
-	if err == nil || !strings.Contains(err.Error(), `owned by inventory "someone-else"`) {
-		t.Errorf("want an ownership error, got %v", err)
+	if _, err := (&talosemu.Node{Name: "controlplane-3", Config: c.Config}).Boot(ctx, cfg, 3*time.Second); err != nil {
+		t.Errorf("a live object of another inventory: %v", err)
+	}
+	// ... and a manifest object naming another inventory is refused.
+	foreign := strings.Replace(string(patch114()), "    name: first\n", "    name: second\n    annotations: {config.k8s.io/owning-inventory: someone-else}\n", 1)
+	fcfg, err := talosemu.MachineConfig(talosemu.ConfigOptions{}, []byte(foreign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&talosemu.Node{Name: "controlplane-3", Config: c.Config}).Boot(ctx, fcfg, 3*time.Second)
+	if err == nil || !strings.Contains(err.Error(), `unexpected foreign inventory annotation on Widget lab/second ("someone-else")`) {
+		t.Errorf("want a foreign-inventory error, got %v", err)
+	}
+
+	// An object Talos's inventory holds is never re-created: deleted, it stays deleted.
+	if err := c.Dynamic.Resource(widgetGVR).Namespace("lab").Delete(ctx, "first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&talosemu.Node{Name: "controlplane-1", Config: c.Config}).Boot(ctx, cfg, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, widgetGVR, "lab", "first"); !apierrors.IsNotFound(err) {
+		t.Errorf("deleted Widget after a reboot: %v, want not found (Talos does not re-create inventory objects)", err)
+	}
+}
+
+// A run that meets an error other than a bad object (here PodSecurity refusing a privileged
+// pod: Forbidden) stops there, and Talos writes the inventory its aborted run returned: none.
+// Everything recorded before is forgotten, so the next runs backfill it.
+func TestTalosAbortedRunEmptiesInventory(t *testing.T) {
+	c := testbed.StartT(t, testbed.Options{Name: "talos-abort", ControlPlanes: 1, Workers: -1})
+	ctx := context.Background()
+	cfg, err := talosemu.MachineConfig(talosemu.ConfigOptions{}, patch114())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &talosemu.Node{Name: "controlplane-1", Config: c.Config, Logf: t.Logf}
+	if _, err := node.Boot(ctx, cfg, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	inventory := func() map[string]string {
+		inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv.Data
+	}
+	full := len(inventory())
+
+	const privileged = `apiVersion: v1
+kind: Pod
+metadata:
+  name: privileged
+  namespace: lab
+spec:
+  containers:
+  - name: c
+    image: busybox
+    securityContext: {privileged: true}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: after-the-pod
+  namespace: lab
+`
+	bad := string(patch114()) + fmt.Sprintf("---\napiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: a-pod\nmanifest: |\n%s", indent(privileged, "  "))
+	bcfg, err := talosemu.MachineConfig(talosemu.ConfigOptions{}, []byte(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := talosemu.Objects(talosemu.AllManifests(bcfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = node.ApplyOnce(ctx, objs)
+	if err == nil || !strings.Contains(err.Error(), "error creating Pod lab/privileged") || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("want the run aborted on the privileged pod, got %v", err)
+	}
+	if got := inventory(); len(got) != 0 {
+		t.Errorf("inventory after the aborted run: %d entries (of %d), want none", len(got), full)
+	}
+	if _, err := c.Client.CoreV1().ConfigMaps("lab").Get(ctx, "after-the-pod", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap after the pod: %v, want not created (the run stopped)", err)
+	}
+	// The next good run backfills every existing object.
+	if _, err := node.Boot(ctx, cfg, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(inventory()); got != full {
+		t.Errorf("inventory after the next run: %d entries, want %d", got, full)
 	}
 }
 
