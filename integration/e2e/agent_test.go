@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
 )
@@ -84,6 +86,72 @@ func handOverAndRerun(t *testing.T, name, mode string) {
 	if dry.code != 0 || !strings.Contains(dry.result().Message, "already handed over") {
 		t.Errorf("dry run: exit %d: %s", dry.code, dry.result().Message)
 	}
+
+	rebootBeforeThePatch(t, c, l, name, mode)
+}
+
+// rebootBeforeThePatch: a kubeconfig-only hand-over leaves bootcore's manifests in the machine
+// configs until the user applies the post-handover patch the agent printed. A control-plane
+// reboot before that puts the boot objects back into Talos's inventory (Talos backfills
+// existing objects), where upgrade-k8s would revert or prune them: bootcore status fails,
+// naming them and the patch. After the patch and an agent run, status is clean, and reboots
+// and upgrade-k8s leave what Flux owns alone.
+func rebootBeforeThePatch(t *testing.T, c *testbed.Cluster, l *lab, name, mode string) {
+	t.Helper()
+	ctx := context.Background()
+	reboot := func(extra ...string) {
+		t.Helper()
+		cfg, err := l.TalosConfig(c, name, extra...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := c.Nodes(ctx, testbed.LabelControlPlane)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if _, err := (&talosemu.Node{Name: n.Name, Config: c.Config, Logf: t.Logf}).Boot(ctx, cfg, 2*time.Minute); err != nil {
+				t.Fatalf("reboot of %s: %v", n.Name, err)
+			}
+		}
+	}
+	const inventoryCheck = "ConfigMap kube-system/talos-bootstrap-manifests-inventory (Talos inventory)"
+	patch := filepath.Join("generated", name, "post-handover.yaml")
+
+	reboot()
+	st := runStatusFor(t, l, c, name)
+	chk, ok := st.check(inventoryCheck)
+	if st.code == 0 || !ok || chk.Ready {
+		t.Fatalf("status after a reboot with bootcore's manifests still in the config: exit %d, %s: %+v\n%s", st.code, inventoryCheck, chk, st.out)
+	}
+	for _, want := range []string{"objects Flux manages: ClusterRole cilium,", "upgrade-k8s", "--patch @" + patch, "bootcore agent again"} {
+		if !strings.Contains(chk.Message, want) {
+			t.Errorf("status inventory message lacks %q: %s", want, chk.Message)
+		}
+	}
+
+	// The user applies the patch (every control-plane node reboots with it) and runs the agent.
+	reboot(patch)
+	r := runAgent(t, l, c.KubeconfigPath, name, "--flux-install", mode)
+	defer dumpOnFailure(t, r)
+	if r.code != 0 || !slices.Contains(r.phasesRun(), agent.PhaseReleaseTalos) {
+		t.Fatalf("agent after the patch: exit %d, phases run %v: %s", r.code, r.phasesRun(), r.result().Message)
+	}
+	before := bootObjectGenerations(t, c)
+	cfg, err := l.TalosConfig(c, name, patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := talosemu.UpgradeK8sSync(ctx, c.Config, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if after := bootObjectGenerations(t, c); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("upgrade-k8s after the patch changed what Flux owns:\nbefore %v\nafter  %v", before, after)
+	}
+	if st := runStatusFor(t, l, c, name); st.code != 0 {
+		t.Errorf("status after the patch and the agent: exit %d\n%s", st.code, st.out)
+	}
+	assertHandedOver(t, c, l, name)
 }
 
 // Both clusters (infra: Talos v1.13 contract, cluster.inlineManifests; apps: v1.14,

@@ -285,10 +285,15 @@ func (r statusRun) check(name string) (status.Check, bool) {
 	return status.Check{}, false
 }
 
-// runStatus runs `bootcore status -o json` once.
+// runStatus runs `bootcore status -o json` once for cluster infra.
 func runStatus(t *testing.T, l *lab, c *testbed.Cluster) statusRun {
 	t.Helper()
-	cmd := exec.Command(bootcoreBin, "status", "--cluster", "infra", "--repo", l.repo, "--kubeconfig", c.KubeconfigPath, "-o", "json")
+	return runStatusFor(t, l, c, "infra")
+}
+
+func runStatusFor(t *testing.T, l *lab, c *testbed.Cluster, name string) statusRun {
+	t.Helper()
+	cmd := exec.Command(bootcoreBin, "status", "--cluster", name, "--repo", l.repo, "--kubeconfig", c.KubeconfigPath, "-o", "json")
 	cmd.Env = append(os.Environ(), l.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

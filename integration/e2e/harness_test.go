@@ -639,3 +639,32 @@ func readBundle(t *testing.T, path string) []bundleFile {
 	}
 	return out
 }
+
+// bootObjectGenerations are the UID and generation of what bootcore booted and Flux now owns
+// (the CNI, cluster DNS, a CRD of each phase-0 bundle): a revert changes the generation, a
+// prune the UID.
+func bootObjectGenerations(t *testing.T, c *testbed.Cluster) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	for _, ref := range []struct {
+		gvr             schema.GroupVersionResource
+		namespace, name string
+	}{
+		{gvrDaemonSet, "kube-system", "cilium"},
+		{gvrDeployment, "kube-system", "cilium-operator"},
+		{gvrDeployment, "kube-system", "coredns"},
+		{gvrCRD, "", "certificates.cert-manager.io"},
+		{gvrCRD, "", "externalsecrets.external-secrets.io"},
+		{gvrCRD, "", "fluxinstances.fluxcd.controlplane.io"},
+	} {
+		key := ref.gvr.Resource + " " + ref.namespace + "/" + ref.name
+		obj, err := c.Get(ctx, ref.gvr, ref.namespace, ref.name)
+		if err != nil {
+			out[key] = err.Error()
+			continue
+		}
+		out[key] = fmt.Sprintf("uid=%s generation=%d", obj.GetUID(), obj.GetGeneration())
+	}
+	return out
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	standin "github.com/bootcore-dev/bootcore/integration/talosapi"
+	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
 	"github.com/bootcore-dev/bootcore/internal/gen"
@@ -208,6 +210,7 @@ func TestAgentTalosconfigOnly(t *testing.T) {
 		}
 	}
 	tl.assertNoKeyLeak(t, again)
+	tl.rebootAndUpgrade(t, "infra")
 
 	// --write-kubeconfig writes exactly the kubeconfig Talos handed out, mode 0600.
 	out := filepath.Join(t.TempDir(), "infra.kubeconfig")
@@ -303,4 +306,34 @@ func TestAgentTalosNodeRejects(t *testing.T) {
 		t.Error("the re-run does not report the released node as skipped")
 	}
 	tl.assertNoKeyLeak(t, again)
+	tl.rebootAndUpgrade(t, "apps")
+}
+
+// rebootAndUpgrade is what a cluster lives through after the hand-over: every control-plane
+// node reboots (Talos re-applies its manifests from the node's current config), then
+// `talosctl upgrade-k8s` syncs them (force-apply and prune under AdoptIfNoInventory). With
+// the hand-over done through the Talos API, nothing bootcore booted is reverted or pruned (same
+// UID, same generation) and Talos's inventory holds only its own objects.
+func (tl *talosLab) rebootAndUpgrade(t *testing.T, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	before := bootObjectGenerations(t, tl.c)
+	for _, n := range tl.talos.Nodes {
+		if _, err := (&talosemu.Node{Name: n.Address, Config: tl.c.Config, Logf: t.Logf}).Boot(ctx, n.Config(), 2*time.Minute); err != nil {
+			t.Fatalf("reboot of node %s: %v", n.Address, err)
+		}
+	}
+	if errs := tl.talos.ConfigErrors(); len(errs) > 0 {
+		t.Errorf("manifest apply after the config changes: %v", errs)
+	}
+	changes, err := talosemu.UpgradeK8sSync(ctx, tl.c.Config, tl.talos.Nodes[0].Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("upgrade-k8s after the hand-over: %d manifest objects synced (Talos's own)", len(changes))
+	if after := bootObjectGenerations(t, tl.c); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("reboot + upgrade-k8s changed what Flux owns:\nbefore %v\nafter  %v", before, after)
+	}
+	assertHandedOver(t, tl.c, tl.l, name)
 }

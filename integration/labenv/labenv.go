@@ -192,8 +192,9 @@ func (l *Lab) BootTalos(ctx context.Context, c *testbed.Cluster, name string, ti
 
 // TalosConfig is the control-plane machine config cluster name boots from: Talos's default
 // for the spec's versions with the static patches and gen's controlplane.yaml, as
-// `talosctl gen config --config-patch-control-plane` makes it.
-func (l *Lab) TalosConfig(c *testbed.Cluster, name string) (config.Provider, error) {
+// `talosctl gen config --config-patch-control-plane` makes it, then the extra patches (paths
+// relative to the lab repository, e.g. gen's post-handover.yaml as `talosctl patch` applies it).
+func (l *Lab) TalosConfig(c *testbed.Cluster, name string, extra ...string) (config.Provider, error) {
 	s, err := spec.Load(filepath.Join(l.Repo, spec.DefaultPath))
 	if err != nil {
 		return nil, err
@@ -202,15 +203,18 @@ func (l *Lab) TalosConfig(c *testbed.Cluster, name string) (config.Provider, err
 	if !ok {
 		return nil, fmt.Errorf("lab spec has no cluster %s", name)
 	}
-	return l.talosConfig(c, s, sc)
+	return l.talosConfig(c, s, sc, extra...)
 }
 
-func (l *Lab) talosConfig(c *testbed.Cluster, s *spec.Spec, sc spec.Cluster) (config.Provider, error) {
+func (l *Lab) talosConfig(c *testbed.Cluster, s *spec.Spec, sc spec.Cluster, extra ...string) (config.Provider, error) {
 	var patches []string
 	for _, p := range append(append([]string{}, sc.Patches...), sc.ControlPlanePatches...) {
 		patches = append(patches, filepath.Join(l.Repo, p))
 	}
 	patches = append(patches, filepath.Join(l.Repo, s.Output, sc.Name, "controlplane.yaml"))
+	for _, p := range extra {
+		patches = append(patches, filepath.Join(l.Repo, p))
+	}
 	return talosemu.MachineConfigFromFiles(talosemu.ConfigOptions{
 		ClusterName: sc.Name, Endpoint: c.Server, KubernetesVersion: sc.KubernetesVersion, TalosVersion: sc.TalosVersion,
 	}, patches...)

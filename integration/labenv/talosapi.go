@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/siderolabs/talos/pkg/machinery/config"
 
 	"github.com/bootcore-dev/bootcore/integration/talosapi"
+	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 )
 
@@ -31,6 +35,16 @@ func (l *Lab) StartTalosAPI(ctx context.Context, c *testbed.Cluster, name, talos
 		return nil, fmt.Errorf("cluster %s has no control-plane node", name)
 	}
 	o.Nodes = len(nodes)
+	// A config change makes Talos's manifest controller run again on that node, with the new
+	// config (manifest_apply.go runs on every change of its inputs).
+	o.OnConfig = func(ctx context.Context, node string, cfg config.Provider) error {
+		objs, err := talosemu.Objects(talosemu.AllManifests(cfg))
+		if err != nil {
+			return err
+		}
+		_, err = (&talosemu.Node{Name: node, Config: c.Config}).ApplyUntilSuccess(ctx, objs, time.Minute)
+		return err
+	}
 	tc, err := talosapi.Start(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: Talos API stand-in: %w", name, err)

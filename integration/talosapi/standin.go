@@ -10,8 +10,9 @@
 //     machine config, generated with machinery (generate + configpatcher, as talosctl gen config
 //     --config-patch-control-plane) from the lab's controlplane patches;
 //   - MachineService.ApplyConfiguration: the config is loaded with configloader and validated
-//     with ValidateAtRuntime as a metal node does, then becomes the node's config (no reboot);
-//     dry-run validates only. Reject makes a node refuse every config.
+//     with ValidateAtRuntime as a metal node does, then becomes the node's config (no reboot),
+//     and Options.OnConfig runs (the manifest re-apply of a config change); dry-run validates
+//     only. Reject makes a node refuse every config.
 //
 // Requests carry the target node in the "node" metadata (client.WithNode); any node's server
 // answers for every node of the cluster, as apid proxies to the named node. A stopped node is
@@ -74,6 +75,11 @@ type Options struct {
 	Kubeconfig []byte
 	// Nodes is the number of control-plane nodes; default 3.
 	Nodes int
+	// OnConfig, if set, runs after a node accepted a new config (not a dry run), before
+	// ApplyConfiguration answers: Talos's manifest controller re-applies the manifests on every
+	// config change (labenv runs talosemu there). Its error is the node's log line, not the
+	// API's answer.
+	OnConfig func(ctx context.Context, node string, cfg config.Provider) error
 }
 
 // Cluster is a set of stand-in control-plane nodes.
@@ -83,6 +89,9 @@ type Cluster struct {
 	Nodes        []*Node
 	bundle       *secrets.Bundle
 	kubeconfig   []byte
+	onConfig     func(ctx context.Context, node string, cfg config.Provider) error
+	logMu        sync.Mutex
+	configErrs   []string // what OnConfig returned ("node: error"), as the nodes' logs
 }
 
 // Node is one stand-in control-plane node; its Address is both its endpoint and its node name.
@@ -136,7 +145,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, fmt.Errorf("patch %d: %w", i+1, err)
 		}
 	}
-	c := &Cluster{Name: o.ClusterName, talosVersion: o.TalosVersion, bundle: bundle, kubeconfig: o.Kubeconfig}
+	c := &Cluster{Name: o.ClusterName, talosVersion: o.TalosVersion, bundle: bundle, kubeconfig: o.Kubeconfig, onConfig: o.OnConfig}
 	for range o.Nodes {
 		n := &Node{cluster: c, st: state.WrapCore(namespaced.NewState(inmem.Build))}
 		// Every node boots from the same config, validated as it would be.
@@ -156,6 +165,13 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// ConfigErrors are the errors of Options.OnConfig so far ("node: error"): the nodes' logs.
+func (c *Cluster) ConfigErrors() []string {
+	c.logMu.Lock()
+	defer c.logMu.Unlock()
+	return slices.Clone(c.configErrs)
 }
 
 // Stop stops every node's server.
@@ -437,6 +453,13 @@ func (s *machineService) ApplyConfiguration(ctx context.Context, req *machineapi
 		n.mu.Unlock()
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "storing the config: %v", err)
+		}
+		if f := n.cluster.onConfig; f != nil {
+			if err := f(ctx, n.Address, cfg); err != nil {
+				n.cluster.logMu.Lock()
+				n.cluster.configErrs = append(n.cluster.configErrs, n.Address+": "+err.Error())
+				n.cluster.logMu.Unlock()
+			}
 		}
 	}
 	return &machineapi.ApplyConfigurationResponse{Messages: []*machineapi.ApplyConfiguration{{

@@ -28,8 +28,9 @@
 //
 // Talos's own bootstrap manifests (CoreDNS, kube-proxy, Flannel, bootstrap
 // RBAC and token) are applied with the inline manifests, with Talos's IDs and
-// unless the config turns each off (bootstrap.go). Not emulated: extra
-// manifest URLs, and `talosctl upgrade-k8s` (force + prune).
+// unless the config turns each off (bootstrap.go). `talosctl upgrade-k8s`'s
+// manifest sync is UpgradeK8sSync (upgrade.go). Not emulated: extra manifest
+// URLs.
 package talosemu
 
 import (

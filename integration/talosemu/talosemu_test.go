@@ -527,3 +527,49 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// upgrade-k8s's manifest sync (go-kubernetes' SSA manager with talosctl's defaults) reverts
+// what changed an object in Talos's inventory and prunes what left the manifests: the reason a
+// hand-over must take bootcore's objects out of the inventory and its manifests out of the config.
+func TestUpgradeK8sSyncRevertsAndPrunes(t *testing.T) {
+	c := testbed.StartT(t, testbed.Options{Name: "talos-upgrade", ControlPlanes: 1, Workers: -1})
+	ctx := context.Background()
+	cfg, err := talosemu.MachineConfig(talosemu.ConfigOptions{}, patch114())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&talosemu.Node{Name: "controlplane-1", Config: c.Config, Logf: t.Logf}).Boot(ctx, cfg, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	widget, err := c.Get(ctx, widgetGVR, "lab", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = unstructured.SetNestedField(widget.Object, int64(5), "spec", "size")
+	if _, err := c.Dynamic.Resource(widgetGVR).Namespace("lab").Update(ctx, widget, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := talosemu.UpgradeK8sSync(ctx, c.Config, cfg); err != nil {
+		t.Fatal(err)
+	}
+	widget, _ = c.Get(ctx, widgetGVR, "lab", "first")
+	if size, _, _ := unstructured.NestedInt64(widget.Object, "spec", "size"); size != 3 {
+		t.Errorf("Widget size %d after upgrade-k8s, want the manifest's 3 (force-applied)", size)
+	}
+
+	// The cilium manifest removed from the config: upgrade-k8s prunes its objects.
+	var without strings.Builder
+	for _, m := range []struct{ name, body string }{{"app", appManifest}, {"crds", crdManifest}} {
+		fmt.Fprintf(&without, "---\napiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: %s\nmanifest: |\n%s", m.name, indent(m.body, "  "))
+	}
+	cfg2, err := talosemu.MachineConfig(talosemu.ConfigOptions{}, []byte(without.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := talosemu.UpgradeK8sSync(ctx, c.Config, cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitGone(ctx, daemonSetGVR, "kube-system", "cilium", time.Minute); err != nil {
+		t.Errorf("cilium DaemonSet after upgrade-k8s without its manifest: %v, want pruned", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -64,6 +65,15 @@ func (r *Report) Errors() int {
 type checker struct {
 	repo   string
 	report *Report
+	// dnsReleases are, per cluster, the Flux HelmReleases of the CoreDNS chart (found by
+	// cluster, used by patches).
+	dnsReleases map[string][]dnsRelease
+}
+
+// dnsRelease is a HelmRelease of the CoreDNS chart in a cluster's tree.
+type dnsRelease struct {
+	id, file string
+	line     int
 }
 
 func (c *checker) add(sev, check, cluster, file string, line int, format string, args ...any) {
@@ -142,6 +152,13 @@ func (c *checker) cluster(ctx context.Context, s *spec.Spec, cl spec.Cluster) {
 			continue
 		}
 		id := o.GetNamespace() + "/" + o.GetName()
+		if chart, _, _ := unstructured.NestedString(o.Object, "spec", "chart", "spec", "chart"); path.Base(chart) == "coredns" {
+			file, line := tree.Position("HelmRelease", o.GetName())
+			if c.dnsReleases == nil {
+				c.dnsReleases = map[string][]dnsRelease{}
+			}
+			c.dnsReleases[cl.Name] = append(c.dnsReleases[cl.Name], dnsRelease{id: id, file: file, line: line})
+		}
 		err := tree.CheckRelease(id)
 		if boot[id] && err == nil {
 			var r *fluxtree.Release
@@ -360,6 +377,11 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 	}
 	if problem := talos.ClusterDNSProblem(cfg, bootDNS); problem != "" {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "controlplane.yaml"), 0, "%s", problem)
+	}
+	if talosDNS := cfg.K8sCoreDNSConfig() != nil && cfg.K8sCoreDNSConfig().Enabled(); talosDNS && !bootDNS {
+		for _, r := range c.dnsReleases[cl.Name] {
+			c.add(Warning, "patches", cl.Name, r.file, r.line, "HelmRelease %s installs CoreDNS while Talos's own CoreDNS is on: both manage Service kube-system/kube-dns and Deployment kube-system/coredns, and the Talos one returns on every control-plane boot; turn Talos's off in a static patch and boot this release with dns.helmRelease in %s", r.id, spec.DefaultPath)
+		}
 	}
 	if _, err := talos.MachineConfig(opts, talos.RoleWorker, worker); err != nil {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "worker.yaml"), 0, "%v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -208,5 +209,36 @@ func TestCommittedPatchesWithoutClusterDNS(t *testing.T) {
 	want := "generated/infra/controlplane.yaml: " + "Talos's own CoreDNS is off and no boot release provides cluster DNS"
 	if !strings.Contains(strings.Join(all, "\n"), want) || !strings.Contains(strings.Join(all, "\n"), "dns.helmRelease") {
 		t.Errorf("patches findings do not include %q:\n%s", want, strings.Join(all, "\n"))
+	}
+}
+
+// With Talos's own CoreDNS on and no DNS booted by bootcore, a Flux HelmRelease of the CoreDNS
+// chart would fight Talos's over kube-system/kube-dns: a warning at the HelmRelease, naming the
+// way out.
+func TestTalosCoreDNSBesideAFluxCoreDNS(t *testing.T) {
+	root := labCopy(t)
+	edit(t, root, "patches/controlplane-common.yaml", "disabled: true", "disabled: false")
+	edit(t, root, "bootstrap/bootcore.yaml", "dns:\n  helmRelease: kube-system/coredns\n", "")
+	edit(t, root, "generated/infra/controlplane.yaml", "    - name: bootcore-dns\n", "    - name: user-dns\n")
+	r, err := Run(context.Background(), root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	for _, f := range r.Findings {
+		if f.Severity == Warning && f.Check == "patches" && f.Cluster == "infra" {
+			warnings = append(warnings, fmt.Sprintf("%s:%d: %s", f.File, f.Line, f.Message))
+		}
+	}
+	want := "kubernetes/infrastructure/networking/coredns/helmrelease.yaml:"
+	got := strings.Join(warnings, "\n")
+	if len(warnings) != 1 || !strings.HasPrefix(got, want) || !strings.Contains(got, "HelmRelease kube-system/coredns installs CoreDNS while Talos's own CoreDNS is on") || !strings.Contains(got, "dns.helmRelease") {
+		t.Errorf("want one warning at %s naming the conflict, got:\n%s", want, got)
+	}
+	for _, f := range r.Findings {
+		// (apps keeps Talos's CoreDNS off, so without dns: its error is right.)
+		if f.Severity == Error && strings.Contains(f.Message, "cluster DNS") && !strings.Contains(f.Message, `cluster "apps"`) {
+			t.Errorf("unexpected cluster DNS error: %s", f.Message)
+		}
 	}
 }

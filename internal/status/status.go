@@ -473,7 +473,13 @@ func (k *Checker) inventory(ctx context.Context) Check {
 		if len(names) > show {
 			names = append(names[:show:show], fmt.Sprintf("and %d more", len(held)-show))
 		}
-		c.Message = fmt.Sprintf("still holds %d objects Flux manages: %s (bootcore agent's release-talos phase removes them)", len(held), strings.Join(names, ", "))
+		// They are back after a hand-over when a control-plane node re-applied bootcore's inline
+		// manifests (still in its machine config): Talos adds existing objects to its inventory.
+		patch := filepath.Join(k.spec.Output, k.cluster.Name, "post-handover.yaml")
+		c.Message = fmt.Sprintf("still holds %d objects Flux manages: %s; talosctl upgrade-k8s would force-apply its boot version over them or prune them. "+
+			"If the control-plane machine configs still carry bootcore's inline manifests, apply %s to them "+
+			"(talosctl patch machineconfig --nodes <control-plane nodes> --patch @%s), then run bootcore agent again: its release-talos phase removes them",
+			len(held), strings.Join(names, ", "), patch, patch)
 	}
 	return c
 }
