@@ -31,30 +31,41 @@ func dnsServices(boot *bootObjects) []*unstructured.Unstructured {
 	return out
 }
 
+// Talos's own CoreDNS serves behind kube-system/kube-dns (its 11-core-dns-svc manifest).
+const talosDNSNamespace, talosDNSService = "kube-system", "kube-dns"
+
 // clusterDNSReady: every DNS Service of the boot render has a ready endpoint, i.e. a CoreDNS
 // pod that passed its readiness probe sits behind the ClusterIP Flux's pods resolve through.
-// Without a DNS boot release, cluster DNS is Talos's own CoreDNS and nothing is checked here.
+// Without a DNS boot release, cluster DNS is Talos's own CoreDNS, and its kube-dns Service is
+// waited for the same way: Talos applies CoreDNS at boot too, and its pods start only once the
+// CNI runs.
 func (s *state) clusterDNSReady(ctx context.Context, boot *bootObjects) (bool, string, error) {
-	svcs := dnsServices(boot)
+	type dnsService struct{ namespace, name string }
+	var svcs []dnsService
+	for _, svc := range dnsServices(boot) {
+		svcs = append(svcs, dnsService{svc.GetNamespace(), svc.GetName()})
+	}
 	if len(boot.DNS) > 0 && len(svcs) == 0 {
 		return false, "", fmt.Errorf("%s: the DNS manifest has no Service on port 53 to resolve through", boot.Path)
 	}
+	what := "cluster DNS"
+	if len(boot.DNS) == 0 {
+		what = "cluster DNS (Talos's own CoreDNS)"
+		svcs = []dnsService{{talosDNSNamespace, talosDNSService}}
+	}
 	var ready []string
 	for _, svc := range svcs {
-		n, err := status.ReadyEndpoints(ctx, s.k.client, svc.GetNamespace(), svc.GetName())
+		n, err := status.ReadyEndpoints(ctx, s.k.client, svc.namespace, svc.name)
 		if err != nil {
 			return false, "", err
 		}
-		ref := describeRef("Service", svc.GetNamespace(), svc.GetName())
+		ref := describeRef("Service", svc.namespace, svc.name)
 		if n == 0 {
-			return false, "cluster DNS: " + ref + " has no ready endpoint yet", nil
+			return false, what + ": " + ref + " has no ready endpoint yet", nil
 		}
 		ready = append(ready, fmt.Sprintf("%s has %d ready endpoint(s)", ref, n))
 	}
-	if len(ready) == 0 {
-		return true, "cluster DNS is Talos's own CoreDNS", nil
-	}
-	return true, "cluster DNS: " + strings.Join(ready, ", "), nil
+	return true, what + ": " + strings.Join(ready, ", "), nil
 }
 
 // waitClusterDNS waits until cluster DNS answers behind its Service (see clusterDNSReady):
