@@ -140,11 +140,19 @@ func (g *NetGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := net.JoinHostPort("127.0.0.1", port)
-	(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.Out.URL.Scheme = "http"
-		pr.Out.URL.Host = target
-		pr.Out.Host = host
-	}}).ServeHTTP(w, r)
+	(&httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = target
+			pr.Out.Host = host
+		},
+		// A server that is down: what a pod would see as "connection refused" reaches the
+		// client as a 502 from the gate, and the dial error goes to the cluster's log.
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			g.c.logf("testbed: %s: network gate: %s: %v", g.c.Name, host, err)
+			http.Error(w, "network gate: "+host+": "+err.Error(), http.StatusBadGateway)
+		},
+	}).ServeHTTP(w, r)
 }
 
 // tunnel hands a CONNECT on to the upstream proxy and relays the bytes both ways (the upstream's
