@@ -34,8 +34,8 @@ var bootstrapManifests = []bootstrapManifest{
 	{"01-csr-renewal-role-binding", []string{"csr-renewal-role-binding"}, always},
 	{"11-kube-config-in-cluster", []string{"kubeconfig-in-cluster"}, always},
 	{"11-talos-node-rbac-template", []string{"talos-nodes-rbac-cluster-role-binding", "talos-nodes-rbac-cluster-role"}, always},
-	{"11-core-dns", []string{"coredns-service-account", "coredns-cluster-role", "coredns-cluster-role-binding", "coredns-configmap-cluster-domain", "coredns-deployment"}, coreDNSOn},
-	{"11-core-dns-svc", []string{"coredns-service-ipv4"}, coreDNSOn},
+	{"11-core-dns", []string{"coredns-service-account", "coredns-cluster-role", "coredns-cluster-role-binding", "coredns-configmap-cluster-domain", "coredns-deployment"}, CoreDNSOn},
+	{"11-core-dns-svc", []string{"coredns-service-ipv4"}, CoreDNSOn},
 	{"05-flannel", []string{"flannel-cluster-role", "flannel-cluster-role-binding", "flannel-service-account", "flannel-configmap-v4", "flannel-daemonset"}, FlannelOn},
 	{"10-kube-proxy", []string{"kube-proxy-daemonset", "kube-proxy-service-account", "kube-proxy-cluster-role-binding"}, KubeProxyOn},
 	{"13-talos-service-account-crd", []string{"talos-service-account-crd"}, func(c config.Config) bool { return c.K8sTalosAPIAccessConfig() != nil }},
@@ -44,9 +44,7 @@ var bootstrapManifests = []bootstrapManifest{
 func always(config.Config) bool { return true }
 
 // CoreDNSOn reports whether Talos applies its own CoreDNS for cfg.
-func CoreDNSOn(cfg config.Config) bool { return coreDNSOn(cfg) }
-
-func coreDNSOn(cfg config.Config) bool {
+func CoreDNSOn(cfg config.Config) bool {
 	c := cfg.K8sCoreDNSConfig()
 	return c != nil && c.Enabled()
 }
