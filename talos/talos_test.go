@@ -12,6 +12,10 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
+	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
+	"github.com/siderolabs/talos/pkg/machinery/config/machine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -579,6 +583,97 @@ func TestClusterDNSExactlyOnce(t *testing.T) {
 				t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.wantError)
 			case c.name == "neither" && !strings.Contains(err.Error(), "dns.helmRelease"):
 				t.Errorf("%s: %v does not name the spec field to set", c.name, err)
+			}
+		}
+	})
+}
+
+// The sizes gen holds against the budget are those of the configs a user generates (with the
+// contract's RSA service-account key), although validation runs on an ECDSA bundle.
+func TestValidationBundleSizes(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		o := options(v)
+		p := mustGenerate(t, o)
+
+		report, err := Validate(o, p)
+		if err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+
+		contract, err := config.ParseContractFromVersion(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		if !contract.UseRSAServiceAccountKey() {
+			t.Fatalf("contract %s: expected the RSA service-account key (the test compares against it)", v)
+		}
+
+		rsaBundle, err := secrets.NewBundle(secrets.NewFixedClock(bundleTime), contract)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		rsaKey := rsaBundle.Certs.K8sServiceAccount.Key
+		// A PKCS#1 key's integers vary by a leading byte or so: its PEM by a few bytes.
+		if d := len(rsaKey) - rsaServiceAccountKeyPEMBytes; d < -8 || d > 8 || bytes.Count(rsaKey, []byte("\n")) != rsaServiceAccountKeyPEMLines {
+			t.Fatalf("the RSA service-account key is %d bytes in %d lines, the constants say %d in %d",
+				len(rsaKey), bytes.Count(rsaKey, []byte("\n")), rsaServiceAccountKeyPEMBytes, rsaServiceAccountKeyPEMLines)
+		}
+
+		userSize := func(role string, patches ...[]byte) int {
+			typ := machine.TypeControlPlane
+			if role == RoleWorker {
+				typ = machine.TypeWorker
+			}
+
+			in, err := generate.NewInput(o.ClusterName, o.Endpoint, o.kubernetesVersion(),
+				generate.WithVersionContract(contract), generate.WithSecretsBundle(rsaBundle), generate.WithInstallDisk("/dev/sda"))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			cfg, err := in.Config(typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			var named []namedPatch
+			for _, sp := range o.StaticPatches {
+				if sp.appliesTo(role) {
+					named = append(named, namedPatch{label: sp.Name, data: sp.Data})
+				}
+			}
+
+			for _, data := range patches {
+				named = append(named, namedPatch{label: "patch", data: data})
+			}
+
+			if cfg, err = applyPatches(o, role, cfg, named...); err != nil {
+				t.Fatal(err)
+			}
+
+			encoded, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			return len(encoded)
+		}
+
+		// ECDSA signatures vary by a byte or two each; the key's difference is thousands of bytes.
+		const slack = 16
+		for _, c := range []struct {
+			name     string
+			reported int
+			user     int
+		}{
+			{"controlplane", report.ControlPlaneBytes, userSize(RoleControlPlane, p.ControlPlane)},
+			{"post-handover", report.PostHandoverBytes, userSize(RoleControlPlane, p.ControlPlane, p.PostHandover)},
+			{"worker", report.WorkerBytes, userSize(RoleWorker, p.Worker)},
+		} {
+			if d := c.reported - c.user; d < -slack || d > slack {
+				t.Errorf("%s config: reported %d bytes, the user's (RSA key) is %d", c.name, c.reported, c.user)
 			}
 		}
 	})

@@ -11,6 +11,8 @@ import (
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
+
+	"github.com/bootcore-dev/bootcore/talos"
 )
 
 func listFiles(t *testing.T, root string) []string {
@@ -124,5 +126,57 @@ func TestWithCacheWalksOnce(t *testing.T) {
 	}
 	if _, err := Load(ctx, bad, "clusters/c1/flux-system"); err == nil {
 		t.Error("Load reused a walk that had problems")
+	}
+}
+
+// The walk skips decoding gen's Talos patches (megabytes of inline manifests, no Kubernetes
+// object) and still indexes every other file, gen's agent RBAC included.
+func TestIndexSkipsOnlyGeneratedTalosPatches(t *testing.T) {
+	if generatedHeader != talos.Header {
+		t.Fatalf("generatedHeader %q is not talos.Header %q", generatedHeader, talos.Header)
+	}
+	lab, err := filepath.Abs("../../integration/testdata/lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patches, _ := filepath.Glob(filepath.Join(lab, "generated", "*", "*.yaml"))
+	if len(patches) != 8 {
+		t.Fatalf("want the lab's 8 generated files, found %v", patches)
+	}
+	for _, p := range patches {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := !strings.HasSuffix(p, "agent-rbac.yaml")
+		if got := isTalosPatch(data); got != want {
+			t.Errorf("%s: isTalosPatch = %v, want %v", p, got, want)
+		}
+	}
+	_, idx, err := snapshot(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, files := range idx.where {
+		for _, f := range files {
+			if strings.HasPrefix(f, "generated/") && !strings.HasSuffix(f, "agent-rbac.yaml") {
+				t.Errorf("%s indexed from the Talos patch %s", key, f)
+			}
+		}
+	}
+	in := map[string]bool{}
+	for _, f := range idx.where["Role/bootcore-agent-boot-objects"] {
+		in[f] = true
+	}
+	if !in["generated/apps/agent-rbac.yaml"] || !in["generated/infra/agent-rbac.yaml"] {
+		t.Errorf("the agent RBAC's Role is indexed in %v, want both clusters' agent-rbac.yaml", in)
+	}
+	if got := idx.where["HelmRelease/cilium"]; len(got) == 0 {
+		t.Error("the lab's Cilium HelmRelease is not indexed")
+	}
+	for _, doc := range []string{"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", talos.Header + "apiVersion: v1\nkind: ConfigMap\n"} {
+		if isTalosPatch([]byte(doc)) {
+			t.Errorf("isTalosPatch(%q) = true", doc)
+		}
 	}
 }

@@ -6,12 +6,21 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
-	"helm.sh/helm/v3/pkg/action"
+	yamlv2 "go.yaml.in/yaml/v2"
+
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -63,41 +72,169 @@ func Render(in Input) ([]Object, error) {
 }
 
 // RenderRelease renders the chart and returns its objects and, separately, its hooks.
+//
+// It computes what `helm template` (action.Install, client-only dry run) computes, from the
+// same Helm pieces (dependency processing, values with schema validation, the engine), but
+// parses each document once: Helm parses every document to sort it and bootcore parsed the
+// assembled manifest again, which was most of a phase-0 render's time on megabytes of CRDs.
+// TestRenderReleaseIsHelmInstall compares the two on the published charts.
 func RenderRelease(in Input) (*Result, error) {
 	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
 	}
-	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	install.ClientOnly = true
-	install.DryRun = true
-	install.Replace = true
-	install.DisableHooks = true
-	install.IncludeCRDs = in.IncludeCRDDir
-	install.ReleaseName = in.ReleaseName
-	install.Namespace = in.Namespace
-	install.KubeVersion = kv
+	fail := func(err error) error {
+		return fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
+	}
+	// Install.RunWithContext, client-only: the checks and values it renders with.
+	if err := chartutil.ValidateReleaseName(in.ReleaseName); err != nil {
+		return nil, fail(fmt.Errorf("release name %q: %w", in.ReleaseName, err))
+	}
 	values := in.Values
 	if values == nil {
 		values = map[string]any{}
 	}
-	rel, err := install.Run(in.Chart, copyValues(values))
-	if err != nil {
-		return nil, fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
+	values = copyValues(values)
+	if err := chartutil.ProcessDependenciesWithMerge(in.Chart, values); err != nil {
+		return nil, fail(err)
 	}
-	objs, err := Split(rel.Manifest)
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kv
+	opts := chartutil.ReleaseOptions{Name: in.ReleaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
+	toRender, err := chartutil.ToRenderValuesWithSchemaValidation(in.Chart, values, opts, caps, false)
 	if err != nil {
-		return nil, err
+		return nil, fail(err)
 	}
-	res := &Result{Objects: objs}
-	for _, h := range rel.Hooks {
-		hook := Hook{Kind: h.Kind, Name: h.Name, Template: h.Path}
-		for _, e := range h.Events {
-			hook.Events = append(hook.Events, string(e))
-		}
-		res.Hooks = append(res.Hooks, hook)
+	// Configuration.renderResources
+	if want := in.Chart.Metadata.KubeVersion; want != "" && !chartutil.IsCompatibleRange(want, caps.KubeVersion.String()) {
+		return nil, fail(fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", want, caps.KubeVersion.String()))
+	}
+	files, err := engine.Engine{}.Render(in.Chart, toRender)
+	if err != nil {
+		return nil, fail(err)
+	}
+	res, err := sortRendered(in.Chart, files, in.IncludeCRDDir)
+	if err != nil {
+		return nil, fail(err)
 	}
 	return res, nil
+}
+
+// sortRendered does what releaseutil.SortManifests and renderResources do with the engine's
+// files: NOTES.txt and partials dropped, files in name order, hooks set apart (an unknown hook
+// event drops the document, as Helm does), the rest stably sorted by Helm's install order, the
+// crds/ directory first. Each document is parsed as it reads in the manifest Helm assembles
+// ("---\n# Source: <file>\n<document>\n"), so the objects are Split's of that manifest.
+func sortRendered(ch *chart.Chart, files map[string]string, includeCRDDir bool) (*Result, error) {
+	names := make([]string, 0, len(files))
+	for name, content := range files {
+		if strings.HasSuffix(name, "NOTES.txt") || strings.HasPrefix(path.Base(name), "_") || strings.TrimSpace(content) == "" {
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	type entry struct {
+		kind string
+		objs []Object
+	}
+	var manifests []entry
+	var hooks []Hook
+	for _, name := range names {
+		for _, doc := range splitManifests(strings.TrimSpace(files[name])) {
+			objs, err := Split("---\n# Source: " + name + "\n" + strings.TrimSpace(doc) + "\n")
+			if err != nil {
+				return nil, err
+			}
+			if len(objs) == 0 { // comments only: Helm keeps an empty manifest, which holds no object
+				continue
+			}
+			o := objs[0]
+			events, isHook, err := hookEvents(o)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			switch {
+			case !isHook:
+				manifests = append(manifests, entry{kind: o.GetKind(), objs: objs})
+			case events != nil:
+				hooks = append(hooks, Hook{Kind: o.GetKind(), Name: o.GetName(), Template: name, Events: events})
+			}
+		}
+	}
+	order := make(map[string]int, len(releaseutil.InstallOrder))
+	for i, k := range releaseutil.InstallOrder {
+		order[k] = i
+	}
+	less := func(a, b string) bool { // releaseutil's lessByKind: unknown kinds last, by name
+		ia, aok := order[a]
+		ib, bok := order[b]
+		switch {
+		case !aok && !bok:
+			return a < b
+		case !aok || !bok:
+			return aok
+		}
+		return ia < ib
+	}
+	sort.SliceStable(manifests, func(i, j int) bool { return less(manifests[i].kind, manifests[j].kind) })
+	sort.SliceStable(hooks, func(i, j int) bool { return less(hooks[i].Kind, hooks[j].Kind) })
+
+	res := &Result{Hooks: hooks}
+	if includeCRDDir {
+		for _, crd := range ch.CRDObjects() {
+			objs, err := Split("---\n# Source: " + crd.Filename + "\n" + string(crd.File.Data) + "\n")
+			if err != nil {
+				return nil, err
+			}
+			res.Objects = append(res.Objects, objs...)
+		}
+	}
+	for _, m := range manifests {
+		res.Objects = append(res.Objects, m.objs...)
+	}
+	return res, nil
+}
+
+// hookEvents reads the helm.sh/hook annotation as Helm's manifest sorter does: isHook when the
+// object has it; events nil when one of them is unknown (Helm then skips the document).
+func hookEvents(o Object) (events []string, isHook bool, err error) {
+	annotations, _, _ := unstructured.NestedFieldNoCopy(o.Object, "metadata", "annotations")
+	m, ok := annotations.(map[string]any)
+	if !ok && annotations != nil {
+		return nil, false, fmt.Errorf("%s %s: metadata.annotations is not a map", o.GetKind(), o.GetName())
+	}
+	for k, v := range m {
+		if _, ok := v.(string); !ok {
+			// Helm reads annotations as strings and fails the render on anything else.
+			return nil, false, fmt.Errorf("%s %s: annotation %s is not a string", o.GetKind(), o.GetName(), k)
+		}
+	}
+	value, ok := m[release.HookAnnotation].(string)
+	if !ok {
+		return nil, false, nil
+	}
+	for _, e := range strings.Split(value, ",") {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if !knownHookEvents[e] {
+			return nil, true, nil
+		}
+		if e == "test-success" { // Helm 2's name of the test hook
+			e = string(release.HookTest)
+		}
+		events = append(events, e)
+	}
+	return events, true, nil
+}
+
+var knownHookEvents = map[string]bool{"test-success": true}
+
+func init() {
+	for _, e := range []release.HookEvent{release.HookPreInstall, release.HookPostInstall, release.HookPreDelete, release.HookPostDelete,
+		release.HookPreUpgrade, release.HookPostUpgrade, release.HookPreRollback, release.HookPostRollback, release.HookTest} {
+		knownHookEvents[string(e)] = true
+	}
 }
 
 // Split parses a Helm manifest stream ("---\n# Source: …") into objects.
@@ -187,11 +324,22 @@ func copyValues(v map[string]any) map[string]any {
 	return out
 }
 
-// Encode writes objects as one YAML stream with sorted keys, the same bytes for the same objects.
+// Encode writes objects as one YAML stream with sorted keys, the same bytes for the same objects:
+// byte for byte what sigs.k8s.io/yaml.Marshal writes, without its JSON round trip (JSON
+// encoding, then a YAML parse of the JSON), which was most of the encode time of phase 0's
+// megabytes of CRDs. sigs.k8s.io/yaml hands go-yaml v2 the values as go-yaml parses them back
+// from JSON; yamlValues converts to exactly those (see FuzzEncode).
 func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
 	var b bytes.Buffer
 	for i, o := range objs {
-		data, err := yaml.Marshal(o.Object)
+		v, ok := yamlValues(o.Object)
+		var data []byte
+		var err error
+		if ok {
+			data, err = yamlv2.Marshal(v)
+		} else {
+			data, err = yaml.Marshal(o.Object) // a value JSON would rewrite: its own way
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
 		}
@@ -201,4 +349,60 @@ func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
 		b.Write(data)
 	}
 	return b.Bytes(), nil
+}
+
+// yamlValues returns v with every value as go-yaml v2 decodes it from its JSON encoding, or
+// false when v holds something whose JSON encoding would change it (invalid UTF-8, which JSON
+// replaces; a NaN or infinity, which JSON refuses; a type other than JSON's). JSON writes an
+// integral float below 1e21 as digits, which go-yaml reads as an int64 if they fit, else a
+// uint64, else a float; every other value reads back as itself.
+func yamlValues(v any) (any, bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			if !utf8.ValidString(k) {
+				return nil, false
+			}
+			c, ok := yamlValues(e)
+			if !ok {
+				return nil, false
+			}
+			out[k] = c
+		}
+		return out, true
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			c, ok := yamlValues(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	case string:
+		return v, utf8.ValidString(v)
+	case float64:
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return nil, false
+		case v != math.Trunc(v) || math.Abs(v) >= 1e21:
+			return v, true
+		case math.Abs(v) < 1<<53: // exact as an integer
+			return int64(v), true
+		}
+		// JSON's digits of a larger one are its shortest decimal, padded with zeros.
+		digits := strconv.FormatFloat(v, 'f', -1, 64)
+		if i, err := strconv.ParseInt(digits, 10, 64); err == nil {
+			return i, true
+		}
+		if u, err := strconv.ParseUint(digits, 10, 64); err == nil {
+			return u, true
+		}
+		return v, true
+	case bool, nil, int64, int, int32:
+		return v, true
+	}
+	return nil, false
 }

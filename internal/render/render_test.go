@@ -1,6 +1,8 @@
 package render
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -105,4 +107,45 @@ func unstructuredInt(m map[string]any, path ...string) (float64, bool, error) {
 		return float64(v), true, nil
 	}
 	return 0, false, nil
+}
+
+// Helm's manifest rules at their edges: NOTES.txt, partials, comment-only and multi-document
+// templates, unknown hook events, Helm 2's test-success, unknown kinds, a multi-document crds/
+// file, a block scalar ending a document. RenderRelease agrees with Helm's install on each.
+func TestRenderReleaseEdgesLikeHelmInstall(t *testing.T) {
+	c := testChart()
+	c.Templates = append(c.Templates,
+		&chart.File{Name: "templates/NOTES.txt", Data: []byte("thanks for installing {{ .Release.Name }}\n")},
+		&chart.File{Name: "templates/_helpers.tpl", Data: []byte(`{{- define "x" }}kind: Secret{{ end }}`)},
+		&chart.File{Name: "templates/comments.yaml", Data: []byte("# only a comment\n---\n\n---\n# another\n")},
+		&chart.File{Name: "templates/multi.yaml", Data: []byte("apiVersion: example.com/v1\nkind: Zebra\nmetadata: {name: z}\n---\napiVersion: example.com/v1\nkind: Aardvark\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: space}\n")},
+		&chart.File{Name: "templates/a-first.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: block}\ndata:\n  script: |\n    echo hi\n")},
+		&chart.File{Name: "templates/hooks.yaml", Data: []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: unknown, annotations: {helm.sh/hook: post-dinner}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: t, annotations: {helm.sh/hook: \" Test-Success , pre-install\"}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, annotations: {helm.sh/hook: pre-install}}\n")},
+	)
+	c.Files = append(c.Files, &chart.File{Name: "crds/more.yaml", Data: []byte("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a.example.com}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: b.example.com}\n")})
+	for _, crds := range []bool{false, true} {
+		in := Input{Chart: c, ReleaseName: "rel", Namespace: "ns", KubeVersion: "1.35.4", IncludeCRDDir: crds}
+		want, err := helmInstall(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := RenderRelease(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		describe := func(r *Result) string {
+			var b strings.Builder
+			for _, o := range r.Objects {
+				fmt.Fprintf(&b, "%s %s %s %v\n", o.Template, o.GetKind(), o.GetName(), o.Object)
+			}
+			fmt.Fprintf(&b, "hooks %v\n", r.Hooks)
+			return b.String()
+		}
+		if g, w := describe(got), describe(want); g != w {
+			t.Errorf("IncludeCRDDir %v:\n%s\nHelm's install:\n%s", crds, g, w)
+		}
+		if len(want.Objects) < 7 || len(want.Hooks) != 3 {
+			t.Errorf("IncludeCRDDir %v: the chart's edges rendered %d objects and %d hooks", crds, len(want.Objects), len(want.Hooks))
+		}
+	}
 }

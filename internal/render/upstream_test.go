@@ -99,3 +99,103 @@ func TestDocumentsAreWhatHelmApplies(t *testing.T) {
 	}
 	t.Error("the real Cilium chart rendered no cilium-envoy-config")
 }
+
+// helmInstall is how bootcore rendered before RenderRelease did Helm's steps itself: Helm's
+// install, client-only dry run (`helm template`), its manifest split into objects.
+func helmInstall(in Input) (*Result, error) {
+	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
+	if err != nil {
+		return nil, err
+	}
+	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	install.ClientOnly, install.DryRun, install.Replace, install.DisableHooks = true, true, true, true
+	install.IncludeCRDs = in.IncludeCRDDir
+	install.ReleaseName, install.Namespace, install.KubeVersion = in.ReleaseName, in.Namespace, kv
+	values := in.Values
+	if values == nil {
+		values = map[string]any{}
+	}
+	rel, err := install.Run(in.Chart, copyValues(values))
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Split(rel.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Objects: objs}
+	for _, h := range rel.Hooks {
+		hook := Hook{Kind: h.Kind, Name: h.Name, Template: h.Path}
+		for _, e := range h.Events {
+			hook.Events = append(hook.Events, string(e))
+		}
+		res.Hooks = append(res.Hooks, hook)
+	}
+	return res, nil
+}
+
+// RenderRelease renders the published charts into exactly the objects, in exactly the order,
+// and the hooks that Helm's install renders, with the values bootcore boots them with.
+func TestRenderReleaseIsHelmInstall(t *testing.T) {
+	v := func(doc string) map[string]any {
+		m := map[string]any{}
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	boot := "hubble: {tls: {auto: {enabled: false}, server: {existingSecret: hubble-server-certs}}}\nkubeProxyReplacement: true\nk8sServiceHost: 127.0.0.1\nk8sServicePort: 7445\n"
+	for _, c := range []struct {
+		name, pkg, release, namespace string
+		values                        map[string]any
+		crdDir                        bool
+	}{
+		{"cilium boot values", "cilium-1.19.6.tgz", "cilium", "kube-system", v(boot), false},
+		{"cilium with hooks", "cilium-1.19.6.tgz", "cilium", "kube-system", v("hubble: {tls: {auto: {enabled: true, method: cronJob}}}\nclustermesh: {useAPIServer: true, mcsapi: {enabled: true, corednsAutoConfigure: {enabled: true}}}\n"), false},
+		{"cert-manager CRDs", "cert-manager-v1.19.1.tgz", "cert-manager", "cert-manager", v("crds: {enabled: true}"), true},
+		{"external-secrets CRDs", "external-secrets-2.9.0.tgz", "external-secrets", "external-secrets", v("installCRDs: true"), true},
+		{"flux-operator CRDs", "flux-operator-0.49.0.tgz", "flux-operator", "flux-system", v("installCRDs: true"), true},
+		{"coredns", "coredns-1.46.2.tgz", "coredns", "kube-system", v("service: {clusterIP: 10.96.0.10}\nk8sAppLabelOverride: kube-dns\n"), false},
+		{"flux-instance", "flux-instance-0.49.0.tgz", "flux", "flux-system", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			load := func() Input {
+				ch, err := loader.Load(upstreamCharts + c.pkg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return Input{Chart: ch, ReleaseName: c.release, Namespace: c.namespace, Values: c.values, KubeVersion: "1.35.4", IncludeCRDDir: c.crdDir}
+			}
+			want, err := helmInstall(load())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Objects with random content (generated certificates) compare by identity only.
+			again, err := helmInstall(load())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := RenderRelease(load())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Objects) != len(want.Objects) {
+				t.Fatalf("%d objects, Helm's install renders %d", len(got.Objects), len(want.Objects))
+			}
+			for i := range want.Objects {
+				g, w := got.Objects[i], want.Objects[i]
+				random := !reflect.DeepEqual(w.Object, again.Objects[i].Object)
+				if g.Template != w.Template || g.GetKind() != w.GetKind() || g.GetName() != w.GetName() || !random && !reflect.DeepEqual(g.Object, w.Object) {
+					t.Fatalf("object %d: %s %s from %s, Helm's install renders %s %s from %s (or its content differs)",
+						i, g.GetKind(), g.GetName(), g.Template, w.GetKind(), w.GetName(), w.Template)
+				}
+			}
+			if !reflect.DeepEqual(got.Hooks, want.Hooks) {
+				t.Errorf("hooks %v, Helm's install has %v", got.Hooks, want.Hooks)
+			}
+			if c.name == "cilium with hooks" && len(want.Hooks) == 0 {
+				t.Error("the hooks case rendered no hook")
+			}
+		})
+	}
+}
