@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -161,8 +162,7 @@ func chartRepo(b *testing.B) *chartEnv {
 }
 
 func newChartEnv() (*chartEnv, error) {
-	ctx := context.Background()
-	e := &chartEnv{repo: filepath.Join(scratch, "charts"), cache: filepath.Join(scratch, "cache"), charts: map[string]*chart.Chart{}}
+	e := &chartEnv{repo: filepath.Join(scratch, "charts")}
 	scale := 1.0
 	if smoke {
 		scale = 0.05
@@ -171,6 +171,15 @@ func newChartEnv() (*chartEnv, error) {
 	if e.info, err = WriteChartRepo(e.repo, ChartRepoConfig{CRDScale: scale}); err != nil {
 		return nil, err
 	}
+	return e.prepare()
+}
+
+// prepare resolves the pipeline's jobs on e.repo, loads their charts, runs gen once for its
+// report and finds the binaries.
+func (e *chartEnv) prepare() (*chartEnv, error) {
+	ctx := context.Background()
+	e.cache, e.charts = filepath.Join(scratch, "cache"), map[string]*chart.Chart{}
+	var err error
 	if e.jobs, err = resolveJobs(ctx, e.repo, filepath.Join(scratch, "values")); err != nil {
 		return nil, err
 	}
@@ -267,7 +276,7 @@ func resolveJobs(ctx context.Context, repo, valuesDir string) ([]job, error) {
 			}
 			j := job{
 				cluster: c.Name, release: rel.HR.GetReleaseName(), namespace: rel.HR.GetReleaseNamespace(),
-				chartDir: filepath.Join(repo, filepath.FromSlash(rel.Chart.Chart)), values: values, crds: crds,
+				chartDir: chartPath(repo, rel), values: values, crds: crds,
 				valuesFile: filepath.Join(valuesDir, c.Name+"-"+rel.HR.GetReleaseName()+".yaml"),
 			}
 			data, err := yaml.Marshal(values)
@@ -288,8 +297,27 @@ func resolveJobs(ctx context.Context, repo, valuesDir string) ([]job, error) {
 		if err := add(s.CNI.HelmRelease, s.CNI.Values, false, c.CNIValues); err != nil {
 			return nil, err
 		}
+		if s.DNS != nil {
+			if err := add(s.DNS.HelmRelease, s.DNS.Values, false, ""); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return jobs, nil
+}
+
+// upstreamCharts holds the published chart packages the lab tree's HelmReleases name.
+const upstreamCharts = "../integration/testdata/upstream-charts"
+
+// chartPath is what `helm template` is given for a release's chart: the chart directory of a
+// GitRepository chart, or the published package of a repository chart (what the lab's mirror
+// serves, named <chart>-<version>.tgz).
+func chartPath(repo string, rel *fluxtree.Release) string {
+	if rel.Chart.Kind == chartsource.KindGitRepository {
+		return filepath.Join(repo, filepath.FromSlash(rel.Chart.Chart))
+	}
+	p, _ := filepath.Abs(filepath.Join(upstreamCharts, path.Base(rel.Chart.Chart)+"-"+rel.Chart.Version+".tgz"))
+	return p
 }
 
 // command returns exec.Command(name, args...), run through peakrss when measure is set.

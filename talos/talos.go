@@ -9,10 +9,12 @@ package talos
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/labels"
@@ -209,9 +211,24 @@ func normalize(contents []byte) []byte {
 	return bytes.TrimLeft(contents, "\t\n\v\f\r")
 }
 
+// validYAML remembers the digests of manifests checkYAMLStream found valid: Generate and
+// Validate both check the same megabytes, and clusters share their CRD manifest.
+var validYAML sync.Map
+
 // checkYAMLStream catches syntax errors at generation time instead of on the node, where
 // Talos would fail to apply the manifest on every boot.
 func checkYAMLStream(contents []byte) (err error) {
+	sum := sha256.Sum256(contents)
+	if _, ok := validYAML.Load(sum); ok {
+		return nil
+	}
+
+	defer func() {
+		if err == nil {
+			validYAML.Store(sum, true)
+		}
+	}()
+
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("invalid YAML: %v", r)

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -112,24 +114,46 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 		logf = func(string, ...any) {}
 	}
 	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: s.CRDDescriptions == spec.CRDDescriptionsStrip, used: map[string]chartsource.LockEntry{}, logf: logf,
-		digests: map[*chart.Chart]string{}, crdRuns: map[string][]render.Object{}}
+		digests: map[*chart.Chart]string{}, crdRuns: map[string]*crdRun{}}
 	for _, n := range names {
 		c, _ := s.Cluster(n)
 		talos.Prewarm(c.TalosVersion)
 	}
+	// Clusters render concurrently, one per CPU (each is a few CPU-bound seconds); the output
+	// and the first error are in spec order, as if they had rendered one after the other.
+	type rendered struct {
+		files  map[string][]byte
+		report *ClusterReport
+		err    error
+	}
+	results := make([]rendered, len(names))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, _ := s.Cluster(n)
+			start := time.Now()
+			r := &results[i]
+			if r.files, r.report, r.err = g.cluster(ctx, c); r.err == nil {
+				logf("cluster %s: rendered in %s (Talos %s, Kubernetes %s)", n, time.Since(start).Round(time.Millisecond), c.TalosVersion, c.KubernetesVersion)
+			}
+		}()
+	}
+	wg.Wait()
 	result := &Output{Files: map[string][]byte{}}
-	for _, n := range names {
-		c, _ := s.Cluster(n)
-		start := time.Now()
-		files, report, err := g.cluster(ctx, c)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", n, err)
+	for i, n := range names {
+		r := results[i]
+		if r.err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", n, r.err)
 		}
-		logf("cluster %s: rendered in %s (Talos %s, Kubernetes %s)", n, time.Since(start).Round(time.Millisecond), c.TalosVersion, c.KubernetesVersion)
-		for name, data := range files {
-			result.Files[relJoin(out, c.Name, name)] = data
+		for name, data := range r.files {
+			result.Files[relJoin(out, n, name)] = data
 		}
-		result.Clusters = append(result.Clusters, *report)
+		result.Clusters = append(result.Clusters, *r.report)
 	}
 	// The lock keeps entries of clusters not rendered in this run.
 	for _, k := range fluxtree.SortedKeys(g.used) {
@@ -165,8 +189,17 @@ type generator struct {
 	strip   bool
 	used    map[string]chartsource.LockEntry
 	logf    func(format string, args ...any)
-	digests map[*chart.Chart]string    // content digest of each fetched chart
-	crdRuns map[string][]render.Object // phase-0 renders by their inputs (see renderCRDs)
+
+	mu      sync.Mutex              // clusters render concurrently; it guards the maps below
+	digests map[*chart.Chart]string // content digest of each fetched chart
+	crdRuns map[string]*crdRun      // phase-0 renders by their inputs (see renderCRDs)
+}
+
+// crdRun is one phase-0 render, done once for every cluster that asks for it.
+type crdRun struct {
+	once sync.Once
+	objs []render.Object
+	err  error
 }
 
 func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
@@ -320,6 +353,8 @@ func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Char
 		from += " " + r.Chart.URL
 	}
 	g.logf("%s: chart %s from %s (%s)", r.Origin(), strings.TrimSpace(r.Chart.Chart+" "+r.Chart.Version), from, res.Digest)
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.digests[res.Chart] = res.Digest
 	for _, e := range res.Lock {
 		g.used[e.Source+" "+e.Chart+" "+e.Version] = e
@@ -407,31 +442,42 @@ func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.mu.Lock()
 	digest := g.digests[in.Chart]
 	key := strings.Join([]string{digest, in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
-	objs, ok := g.crdRuns[key]
-	if !ok || digest == "" { // without a digest, two charts could share a key
-		res, err := render.RenderRelease(in)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range res.Hooks {
-			if h.Kind == "CustomResourceDefinition" {
-				// Never silently dropped: phase 0 keeps CRDs, and Helm keeps hooks out of the manifest.
-				return nil, fmt.Errorf("CustomResourceDefinition %s from %s is a Helm hook (%s), which phase 0 cannot boot; list its CRDs in a crds[].path source instead",
-					h.Name, h.Template, strings.Join(h.Events, ", "))
-			}
-		}
-		objs = res.Objects
+	run := g.crdRuns[key]
+	if run == nil || digest == "" { // without a digest, two charts could share a key
+		run = &crdRun{}
 		if digest != "" {
-			g.crdRuns[key] = objs
+			g.crdRuns[key] = run
 		}
 	}
+	g.mu.Unlock()
+	run.once.Do(func() { run.objs, run.err = renderCRDSource(in) })
+	if run.err != nil {
+		return nil, run.err
+	}
+	objs := run.objs
 	out := make([]render.Object, len(objs))
 	for i, o := range objs {
 		out[i] = render.Object{Unstructured: o.DeepCopy(), Template: o.Template}
 	}
 	return out, nil
+}
+
+func renderCRDSource(in render.Input) ([]render.Object, error) {
+	res, err := render.RenderRelease(in)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range res.Hooks {
+		if h.Kind == "CustomResourceDefinition" {
+			// Never silently dropped: phase 0 keeps CRDs, and Helm keeps hooks out of the manifest.
+			return nil, fmt.Errorf("CustomResourceDefinition %s from %s is a Helm hook (%s), which phase 0 cannot boot; list its CRDs in a crds[].path source instead",
+				h.Name, h.Template, strings.Join(h.Events, ", "))
+		}
+	}
+	return res.Objects, nil
 }
 
 // bootRelease is one phase-1 release: the CNI (with the cluster's boot-only values file) or

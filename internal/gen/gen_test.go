@@ -516,3 +516,17 @@ func TestRealTreeNeedsRegistries(t *testing.T) {
 		}
 	}
 }
+
+// Clusters render concurrently, yet a run reports as if they rendered in spec order: with both
+// clusters broken, the error is the first cluster's (infra), every time.
+func TestFirstClusterErrorWins(t *testing.T) {
+	root := labCopy(t)
+	write(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "infra: [broken\n")
+	write(t, root, "bootstrap/clusters/apps/cilium-values.yaml", "apps: [broken\n")
+	for range 3 {
+		_, err := Run(context.Background(), Options{Repo: root, CacheDir: t.TempDir()})
+		if err == nil || !strings.HasPrefix(err.Error(), "cluster infra: ") || !strings.Contains(err.Error(), "bootstrap/clusters/infra/cilium-values.yaml") {
+			t.Fatalf("err = %v, want cluster infra's", err)
+		}
+	}
+}
