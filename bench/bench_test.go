@@ -3,8 +3,9 @@ package bench
 // Benchmarks of issue #8 (`make bench` runs them and bench/cmd/report writes
 // docs/benchmarks.md; `make bench-smoke` runs each once on small inputs):
 //
-//	BenchmarkGenVsHelm    bootcore gen (built binary, 2 clusters) vs the helm template pipeline,
-//	                      alternating, ratio per pair; peak RSS of gen
+//	BenchmarkGenVsHelm    bootcore gen (built binary, the lab's 2 clusters on the published
+//	                      charts) vs the helm template pipeline, alternating, ratio per pair;
+//	                      peak RSS of gen
 //	BenchmarkGenVsFloor   gen.Run in-process vs Helm's engine.Render (and action.Install
 //	                      client-only) of the same charts and values, alternating, ratio per pair
 //	BenchmarkGen          gen.Run alone (for -cpuprofile/-memprofile)
@@ -14,6 +15,9 @@ package bench
 //	BenchmarkAgent        bootcore agent hand-overs on the test bed: detection latency against
 //	                      an independent watcher and a 2-second poll loop, CPU, peak RSS,
 //	                      read-only re-run (agent_test.go)
+//
+// The gen benchmarks run on the lab tree and the published charts (newChartEnv); only the scale
+// trees are synthetic (WriteScaleTree).
 //
 // Environment: BENCH_SMOKE=1 (small inputs); BENCH_HELM, BENCH_BOOTCORE, BENCH_CRDFILTER,
 // BENCH_PEAKRSS (binaries: bootcore, crdfilter and peakrss are built when unset, helm defaults to
@@ -25,6 +29,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -47,6 +52,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/bootcore-dev/bootcore/integration/chartmirror"
 	"github.com/bootcore-dev/bootcore/internal/chartsource"
 	"github.com/bootcore-dev/bootcore/internal/check"
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
@@ -103,6 +109,9 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
+	if chartSet.env != nil && chartSet.env.mirror != nil {
+		chartSet.env.mirror.Close()
+	}
 	os.RemoveAll(scratch)
 	os.Exit(code)
 }
@@ -120,13 +129,16 @@ func loadavg() string {
 
 // --- the chart set and what runs on it -------------------------------------------------------
 
-// chartEnv is the synthetic chart repository with everything the benchmarks need around it.
+// chartEnv is the chart set (the lab tree on the published charts) with everything the
+// benchmarks need around it.
 type chartEnv struct {
 	repo, cache string
+	mirror      *chartmirror.Mirror
 	info        *ChartRepoInfo
 	jobs        []job                   // helm template invocations: one per chart and cluster
 	charts      map[string]*chart.Chart // by chart directory, loaded once (engine floor)
 	genReport   []string                // gen's report on the chart set, for the document
+	validations []validation            // one per cluster: its final control-plane config (floor)
 
 	bootcore, crdfilter, peakrss, helm string // binaries; helm is "" when unavailable
 	helmEnv                            []string
@@ -161,17 +173,85 @@ func chartRepo(b *testing.B) *chartEnv {
 	return chartSet.env
 }
 
+// newChartEnv sets up the chart set: a copy of the lab tree (integration/testdata/lab), whose
+// HelmReleases name the published charts at their upstream repositories, with its spec's
+// mirrors pointed at a loopback mirror of integration/testdata/upstream-charts started here
+// (an air-gapped site's setup). gen fetches each chart once into the cache and later runs
+// serve it from there (locked digests): no network in the timed runs.
 func newChartEnv() (*chartEnv, error) {
-	e := &chartEnv{repo: filepath.Join(scratch, "charts")}
-	scale := 1.0
-	if smoke {
-		scale = 0.05
-	}
-	var err error
-	if e.info, err = WriteChartRepo(e.repo, ChartRepoConfig{CRDScale: scale}); err != nil {
+	charts, err := filepath.Abs(upstreamCharts)
+	if err != nil {
 		return nil, err
 	}
-	return e.prepare()
+	m, err := chartmirror.Start("127.0.0.1:0", charts, filepath.Join(scratch, "mirror"), chartmirror.Upstreams)
+	if err != nil {
+		return nil, err
+	}
+	e := &chartEnv{repo: filepath.Join(scratch, "lab"), mirror: m}
+	if err := copyTree(labTree, e.repo); err != nil {
+		return nil, err
+	}
+	specPath := filepath.Join(e.repo, spec.DefaultPath)
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(specPath, bytes.ReplaceAll(data, []byte(chartmirror.DefaultAddr), []byte(m.Addr)), 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := e.prepare(); err != nil {
+		return nil, err
+	}
+	e.info = &ChartRepoInfo{}
+	seen := map[string]bool{}
+	for _, j := range e.jobs {
+		if seen[j.chartDir] {
+			continue
+		}
+		seen[j.chartDir] = true
+		ch := e.charts[j.chartDir]
+		fi, err := os.Stat(j.chartDir)
+		if err != nil {
+			return nil, err
+		}
+		c := ChartInfo{Name: ch.Name() + " " + ch.Metadata.Version, Templates: len(ch.Templates), Bytes: int(fi.Size())}
+		if j.crds {
+			objs, err := render.Render(render.Input{Chart: ch, ReleaseName: j.release, Namespace: j.namespace, Values: j.values, KubeVersion: KubeVersion, IncludeCRDDir: true})
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range objs {
+				if o.GetKind() == "CustomResourceDefinition" {
+					data, _ := render.Encode([]*unstructured.Unstructured{o.Unstructured})
+					c.CRDs++
+					c.CRDBytes += len(data)
+				}
+			}
+		}
+		e.info.Charts = append(e.info.Charts, c)
+	}
+	return e, nil
+}
+
+// labTree is the lab repository the chart set copies.
+const labTree = "../integration/testdata/lab"
+
+// copyTree copies the files under src into dst.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
 }
 
 // prepare resolves the pipeline's jobs on e.repo, loads their charts, runs gen once for its
@@ -190,14 +270,17 @@ func (e *chartEnv) prepare() (*chartEnv, error) {
 			}
 		}
 	}
-	// The synthetic repository must pass gen; its report goes into the document.
+	// The chart set must pass gen; its report goes into the document.
 	out, err := gen.Run(ctx, gen.Options{Repo: e.repo, CacheDir: e.cache})
 	if err != nil {
-		return nil, fmt.Errorf("gen on the synthetic chart set: %w", err)
+		return nil, fmt.Errorf("gen on the chart set: %w", err)
 	}
 	var report bytes.Buffer
 	out.Print(&report)
 	e.genReport = strings.Split(strings.TrimSpace(report.String()), "\n")
+	if e.validations, err = finalConfigs(e.repo, out); err != nil {
+		return nil, err
+	}
 
 	bin := filepath.Join(scratch, "bin")
 	if e.bootcore, err = tool("BENCH_BOOTCORE", bin, "bootcore", "github.com/bootcore-dev/bootcore/cmd/bootcore"); err != nil {
@@ -433,6 +516,51 @@ func (e *chartEnv) helmTemplate(j job, out string, measure bool) (int64, error) 
 	return rss()
 }
 
+// validation is one Talos validation of a cluster's final control-plane config: machinery's
+// config with the static patches and gen's control-plane patch applied, validated.
+type validation struct {
+	opts  talos.Options
+	patch []byte
+}
+
+// finalConfigs prepares each cluster's validation from gen's output.
+func finalConfigs(repo string, out *gen.Output) ([]validation, error) {
+	s, err := spec.Load(filepath.Join(repo, spec.DefaultPath))
+	if err != nil {
+		return nil, err
+	}
+	var vs []validation
+	for _, c := range s.Clusters {
+		v := validation{opts: talos.Options{ClusterName: c.Name, Endpoint: c.Endpoint, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion}}
+		for _, p := range append(slices.Clone(c.Patches), c.ControlPlanePatches...) {
+			data, err := os.ReadFile(filepath.Join(repo, p))
+			if err != nil {
+				return nil, err
+			}
+			v.opts.StaticPatches = append(v.opts.StaticPatches, talos.StaticPatch{Name: p, Data: data, Role: talos.RoleControlPlane})
+		}
+		if v.patch = out.Files[path.Join(s.Output, c.Name, "controlplane.yaml")]; v.patch == nil {
+			return nil, fmt.Errorf("gen wrote no control-plane patch for cluster %s", c.Name)
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
+
+// floor is what gen cannot skip: Helm's engine render of every job (engineFloor) and one Talos
+// validation of each cluster's final control-plane config.
+func (e *chartEnv) floor() error {
+	if err := e.engineFloor(); err != nil {
+		return err
+	}
+	for _, v := range e.validations {
+		if _, err := talos.MachineConfig(v.opts, talos.RoleControlPlane, v.patch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // engineFloor renders every job with Helm's engine alone: charts loaded, values in memory,
 // no file I/O, no YAML parsing of the result.
 func (e *chartEnv) engineFloor() error {
@@ -583,6 +711,7 @@ func BenchmarkGenVsFloor(b *testing.B) {
 	e := chartRepo(b)
 	pairs(b,
 		contender{"gen", func(int) error { return e.genRun() }},
+		contender{"floor", func(int) error { return e.floor() }},
 		contender{"engine", func(int) error { return e.engineFloor() }},
 		contender{"sdk", func(int) error { return e.sdkFloor() }},
 	)
@@ -616,15 +745,28 @@ func BenchmarkGenStages(b *testing.B) {
 		tree       *fluxtree.Tree
 		crdIn      []render.Input
 		cniIn      render.Input
+		dnsIn      *render.Input
+		sources    []chartsource.Source
 		crds, cni  []*unstructured.Unstructured
+		dns        []*unstructured.Unstructured
 		opts       talos.Options
 		patches    *talos.Patches
 		releaseIDs []string
 	}
 	var states []*clusterState
-	fetcher := &chartsource.Fetcher{RepoRoot: e.repo, CacheDir: e.cache}
+	lock, err := chartsource.LoadLock(filepath.Join(e.repo, s.Lock))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fetcher := &chartsource.Fetcher{RepoRoot: e.repo, CacheDir: e.cache, Lock: lock}
+	for _, m := range s.Mirrors {
+		fetcher.Mirrors = append(fetcher.Mirrors, chartsource.Mirror{Upstream: m.Upstream, Mirror: m.Mirror})
+	}
+	sourceOf := func(rel *fluxtree.Release) chartsource.Source {
+		return chartsource.Source{Kind: rel.Chart.Kind, URL: rel.Chart.URL, Chart: rel.Chart.Chart, Version: rel.Chart.Version, Digest: rel.Chart.Digest, Origin: rel.Origin()}
+	}
 	fetch := func(rel *fluxtree.Release) (*chart.Chart, error) {
-		res, err := fetcher.Fetch(ctx, chartsource.Source{Kind: rel.Chart.Kind, URL: rel.Chart.URL, Chart: rel.Chart.Chart, Version: rel.Chart.Version, Origin: rel.Origin()})
+		res, err := fetcher.Fetch(ctx, sourceOf(rel))
 		if err != nil {
 			return nil, err
 		}
@@ -652,6 +794,7 @@ func BenchmarkGenStages(b *testing.B) {
 			in := render.Input{Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
 				Values: jobs[c.Name+"/"+rel.HR.GetReleaseName()].values, KubeVersion: c.KubernetesVersion, IncludeCRDDir: true}
 			st.crdIn = append(st.crdIn, in)
+			st.sources = append(st.sources, sourceOf(rel))
 			objs, err := render.Render(in)
 			if err != nil {
 				b.Fatal(err)
@@ -681,10 +824,35 @@ func BenchmarkGenStages(b *testing.B) {
 			st.cni = append(st.cni, o.Unstructured)
 		}
 		st.releaseIDs = append(st.releaseIDs, s.CNI.HelmRelease)
+		st.sources = append(st.sources, sourceOf(rel))
 		crdBytes, _ := render.Encode(st.crds)
 		cniBytes, _ := render.Encode(st.cni)
 		st.opts = talos.Options{ClusterName: c.Name, Endpoint: c.Endpoint, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion,
 			DisableKubeProxy: true, Manifests: []talos.Manifest{{Name: gen.CRDManifest, Contents: crdBytes}, {Name: gen.CNIManifest, Contents: cniBytes}}}
+		if s.DNS != nil {
+			rel, err := st.tree.Release(s.DNS.HelmRelease)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ch, err := fetch(rel)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st.dnsIn = &render.Input{Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
+				Values: jobs[c.Name+"/"+rel.HR.GetReleaseName()].values, KubeVersion: c.KubernetesVersion}
+			objs, err := render.Render(*st.dnsIn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, o := range objs {
+				st.dns = append(st.dns, o.Unstructured)
+			}
+			st.releaseIDs = append(st.releaseIDs, s.DNS.HelmRelease)
+			st.sources = append(st.sources, sourceOf(rel))
+			dnsBytes, _ := render.Encode(st.dns)
+			st.opts.BootDNS = true
+			st.opts.Manifests = append(st.opts.Manifests, talos.Manifest{Name: gen.DNSManifest, Contents: dnsBytes})
+		}
 		for _, p := range c.ControlPlanePatches {
 			data, err := os.ReadFile(filepath.Join(e.repo, p))
 			if err != nil {
@@ -725,8 +893,8 @@ func BenchmarkGenStages(b *testing.B) {
 		return nil
 	})
 	stage("chart-load", func(st *clusterState) error {
-		for _, in := range append(slices.Clone(st.crdIn), st.cniIn) {
-			if _, err := fetcher.Fetch(ctx, chartsource.Source{Kind: chartsource.KindGitRepository, Chart: "./charts/" + in.Chart.Name()}); err != nil {
+		for _, src := range st.sources {
+			if _, err := fetcher.Fetch(ctx, src); err != nil {
 				return err
 			}
 		}
@@ -744,12 +912,20 @@ func BenchmarkGenStages(b *testing.B) {
 		_, err := render.Render(st.cniIn)
 		return err
 	})
-	stage("encode", func(st *clusterState) error {
-		if _, err := render.Encode(st.crds); err != nil {
-			return err
+	stage("render-dns", func(st *clusterState) error { // twice in gen too
+		if st.dnsIn == nil {
+			return nil
 		}
-		_, err := render.Encode(st.cni)
+		_, err := render.Render(*st.dnsIn)
 		return err
+	})
+	stage("encode", func(st *clusterState) error {
+		for _, objs := range [][]*unstructured.Unstructured{st.crds, st.cni, st.dns} {
+			if _, err := render.Encode(objs); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	stage("talos-generate", func(st *clusterState) error {
 		_, err := talos.Generate(st.opts)
@@ -759,13 +935,14 @@ func BenchmarkGenStages(b *testing.B) {
 		_, err := talos.Validate(st.opts, st.patches)
 		return err
 	})
-	// What a new process pays once per Talos contract (talos caches the bundle per process).
+	// What a new process pays once per Talos contract (talos caches its validation bundle, with
+	// an ECDSA service-account key, per process).
 	stage("secrets-bundle", func(st *clusterState) error {
 		contract, err := config.ParseContractFromVersion(st.c.TalosVersion)
 		if err != nil {
 			return err
 		}
-		_, err = secrets.NewBundle(secrets.NewFixedClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), contract)
+		_, err = secrets.NewBundle(secrets.NewFixedClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), contract, secrets.WithECDSAServiceAccountKey())
 		return err
 	})
 }
