@@ -118,6 +118,10 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 	}
 	t.Logf("re-run under faults: exit %d in %s, %d retried steps: %s", run.code, run.elapsed.Round(time.Second), retries, run.result().Message)
 	if run.code != 0 {
+		// What the Flux controllers were doing, for a CI log that outlives no run directory.
+		for _, ctrl := range []string{"helm-controller", "kustomize-controller"} {
+			t.Logf("%s (pid %d), last log lines:\n%s", ctrl, c.PID(ctrl), c.LogTail(ctrl, 25))
+		}
 		// Allowed by the pass condition only as a timeout or failure that names its reason,
 		// followed by a run that finishes.
 		if run.code != agent.ExitFailed || run.result().Message == "" {

@@ -75,7 +75,7 @@ func (c *Cluster) StartFluxOperator(ctx context.Context) error {
 		return err
 	}
 	env := c.podEnv()
-	if _, err := c.run("flux-operator", env,
+	if _, err := c.runPod("flux-operator", env,
 		"--storage-path="+data,
 		"--metrics-addr="+metrics,
 		"--health-addr="+health,

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,7 @@ type Cluster struct {
 	stopLab  context.CancelFunc
 	closers  []func() error // loopback servers of the cluster, closed after its processes
 	labDone  chan struct{}
+	stopCh   chan struct{} // closed by Stop
 	stopped  bool
 	readyDur time.Duration
 }
@@ -103,7 +105,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	c := &Cluster{Name: opts.Name, RunDir: opts.RunDir, testbin: testbin, logf: opts.Logf}
+	c := &Cluster{Name: opts.Name, RunDir: opts.RunDir, testbin: testbin, logf: opts.Logf, stopCh: make(chan struct{})}
 	started := time.Now()
 	if err := c.start(ctx, max(opts.ControlPlanes, 0), max(opts.Workers, 0)); err != nil {
 		_ = c.Stop()
@@ -300,6 +302,10 @@ func (c *Cluster) podEnv() []string {
 }
 
 func (c *Cluster) run(name string, env []string, args ...string) (*process, error) {
+	return c.runProcess(name, false, env, args)
+}
+
+func (c *Cluster) runProcess(name string, pod bool, env, args []string) (*process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
@@ -310,9 +316,68 @@ func (c *Cluster) run(name string, env []string, args ...string) (*process, erro
 	if err != nil {
 		return nil, err
 	}
+	p.pod = pod
 	c.procs = append(c.procs, p)
 	c.logf("testbed: %s: started %s (pid %d)", c.Name, name, p.cmd.Process.Pid)
 	return p, nil
+}
+
+// runPod starts a binary that runs as a pod's container in a real cluster (a Flux
+// controller, the flux-operator, External Secrets) and supervises it as the kubelet does.
+func (c *Cluster) runPod(name string, env []string, args ...string) (*process, error) {
+	p, err := c.runProcess(name, true, env, args)
+	if err != nil {
+		return nil, err
+	}
+	c.supervise(p)
+	return p, nil
+}
+
+// supervise restarts p, with the kubelet's crash-loop back-off (10 s, doubling, at most
+// 5 min), whenever it exits on its own: a controller that crashes in a real cluster comes
+// back, and the test log says that it crashed and why. A process that Crash took down (a
+// fault a test injects) or that Stop ended is left alone.
+func (c *Cluster) supervise(p *process) {
+	go func() {
+		backoff := 10 * time.Second
+		for {
+			select {
+			case <-p.done:
+			case <-c.stopCh:
+				return
+			}
+			c.mu.Lock()
+			i := slices.Index(c.procs, p)
+			c.mu.Unlock()
+			if i < 0 {
+				return // taken down on purpose (Crash); Down.Start supervises its successor
+			}
+			c.logf("testbed: %s: %s (pid %d) exited (%v); restarting it in %s, as the kubelet restarts a crashed container; last log lines (%s):\n%s",
+				c.Name, p.name, p.cmd.Process.Pid, p.waitErr, backoff, p.logPath, p.logTail(20))
+			select {
+			case <-time.After(backoff):
+			case <-c.stopCh:
+				return
+			}
+			c.mu.Lock()
+			if c.stopped || slices.Index(c.procs, p) < 0 {
+				c.mu.Unlock()
+				return
+			}
+			next, err := startProcess(p.name, p.cmd.Path, p.cmd.Args[1:], p.cmd.Env, p.logPath)
+			if err != nil {
+				c.mu.Unlock()
+				c.logf("testbed: %s: restarting %s: %v", c.Name, p.name, err)
+				return
+			}
+			next.pod = true
+			c.procs[slices.Index(c.procs, p)] = next
+			c.mu.Unlock()
+			c.logf("testbed: %s: restarted %s (pid %d) after it exited", c.Name, p.name, next.cmd.Process.Pid)
+			p = next
+			backoff = min(2*backoff, 5*time.Minute)
+		}
+	}()
 }
 
 // waitFor polls cond every 100ms until it is true, the timeout passes, or one
@@ -367,6 +432,7 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	c.stopped = true
+	close(c.stopCh)
 	procs := c.procs
 	c.mu.Unlock()
 

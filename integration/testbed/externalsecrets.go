@@ -143,7 +143,7 @@ func (c *Cluster) StartExternalSecrets(ctx context.Context, connect *OnePassword
 		"HTTP_PROXY=" + connect.URL, "http_proxy=" + connect.URL,
 		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
 	}
-	if _, err := c.run("external-secrets", env,
+	if _, err := c.runPod("external-secrets", env,
 		"--metrics-addr="+metrics,
 		"--live-addr="+health,
 		"--enable-leader-election=false",

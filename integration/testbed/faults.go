@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ type Down struct {
 	args    []string
 	env     []string
 	logPath string
+	pod     bool      // supervised as a pod's container (Cluster.supervise)
 	At      time.Time // when it was killed
 }
 
@@ -50,7 +52,7 @@ func (c *Cluster) Crash(name string) (*Down, error) {
 	c.logf("testbed: %s: killed %s (pid %d)", c.Name, name, p.cmd.Process.Pid)
 	// cmd.Env is os.Environ() plus the process's own variables; passing it again keeps
 	// the latter (later entries win).
-	return &Down{c: c, name: name, bin: p.cmd.Path, args: p.cmd.Args[1:], env: p.cmd.Env, logPath: p.logPath, At: time.Now()}, nil
+	return &Down{c: c, name: name, bin: p.cmd.Path, args: p.cmd.Args[1:], env: p.cmd.Env, logPath: p.logPath, pod: p.pod, At: time.Now()}, nil
 }
 
 // Start runs the killed process again with the same arguments and returns once it serves
@@ -67,8 +69,12 @@ func (d *Down) Start(ctx context.Context) error {
 		c.mu.Unlock()
 		return err
 	}
+	p.pod = d.pod
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()
+	if d.pod {
+		c.supervise(p)
+	}
 	c.logf("testbed: %s: restarted %s (pid %d) after %s down", c.Name, d.name, p.cmd.Process.Pid, time.Since(d.At).Round(100*time.Millisecond))
 
 	var url string
@@ -130,4 +136,46 @@ func (c *Cluster) StopController(name string) (*Down, error) {
 		return nil, fmt.Errorf("%s is not a Flux controller", name)
 	}
 	return c.Crash(name)
+}
+
+// Kill SIGKILLs the cluster's running process name as an OOM kill or a crash would, without
+// taking it out of the cluster: a process that stands for a pod's container is restarted by
+// the test bed as the kubelet would (Cluster.supervise); any other makes the harness's waits
+// fail. It returns the killed process's pid.
+func (c *Cluster) Kill(name string) (int, error) {
+	c.mu.Lock()
+	i := slices.IndexFunc(c.procs, func(p *process) bool { return p.name == name })
+	if i < 0 || c.stopped {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("cluster %s has no running %s", c.Name, name)
+	}
+	p := c.procs[i]
+	c.mu.Unlock()
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		return 0, err
+	}
+	c.logf("testbed: %s: killed %s (pid %d) behind the test bed's back", c.Name, name, pid)
+	return pid, nil
+}
+
+// PID is the pid of the cluster's running process name (0 when there is none).
+func (c *Cluster) PID(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.name == name {
+			if done, _ := p.exited(); !done {
+				return p.cmd.Process.Pid
+			}
+		}
+	}
+	return 0
+}
+
+// LogTail returns the last lines of process name's log (for a failing test's output, which
+// outlives the run directory on CI).
+func (c *Cluster) LogTail(name string, lines int) string {
+	p := &process{logPath: filepath.Join(c.RunDir, name+".log")}
+	return p.logTail(lines)
 }

@@ -99,7 +99,7 @@ func (c *Cluster) StartFlux(ctx context.Context) (*Flux, error) {
 			// The 30s default between dependsOn checks dominates a hand-over on the test bed.
 			args = append(args, "--requeue-dependency=5s")
 		}
-		if _, err := c.run(ctrl, env, args...); err != nil {
+		if _, err := c.runPod(ctrl, env, args...); err != nil {
 			return nil, err
 		}
 	}

@@ -163,6 +163,29 @@ spec:
 		t.Errorf("Helm release storage: %v", err)
 	}
 
+	// helm-controller crashes (killed behind the test bed's back, as an OOM kill would): like
+	// a kubelet, the bed starts it again, and the restarted controller applies a change.
+	killed, err := c.Kill("helm-controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := git.Commit("lab", "demo: new message", func(wt string) error {
+		return os.WriteFile(filepath.Join(wt, "apps/helmrelease.yaml"), []byte(strings.Replace(labTree["apps/helmrelease.yaml"], "from helm", "after a crash", 1)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requestReconcile(t, c, "flux-system", "lab")
+	if err := c.WaitFor(ctx, "the restarted helm-controller to apply commit "+third, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		cm, err := c.Client.CoreV1().ConfigMaps("flux-system").Get(ctx, "demo-message", metav1.GetOptions{})
+		return err == nil && cm.Data["message"] == "after a crash", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if pid := c.PID("helm-controller"); pid == 0 || pid == killed {
+		t.Errorf("helm-controller pid after the crash = %d, killed %d: want a new process", pid, killed)
+	}
+
 	// The pod standing for source-controller serves the real controller's log, as
 	// `kubectl logs` would (kwok's kubelet server reads the process log; see podlogs.go).
 	pod := &corev1.Pod{

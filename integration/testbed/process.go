@@ -21,6 +21,10 @@ type process struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // exit status, valid after done is closed
+	// pod: the process stands for a container of a pod (a Flux controller, the
+	// flux-operator, External Secrets). Like the kubelet with restartPolicy Always, the test
+	// bed restarts it when it exits (Cluster.supervise), so its exit does not end a wait.
+	pod bool
 }
 
 func startProcess(name, bin string, args, env []string, logPath string) (*process, error) {
@@ -113,6 +117,9 @@ func (p *process) logTail(lines int) string {
 // waits fail fast with the reason instead of running into their deadline.
 func errIfExited(procs []*process) error {
 	for _, p := range procs {
+		if p.pod {
+			continue // restarted by Cluster.supervise, as a kubelet would
+		}
 		if done, err := p.exited(); done {
 			if err == nil {
 				err = errors.New("exit status 0")
