@@ -1,0 +1,23 @@
+package kube
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// MergePatch applies a JSON merge patch to an object bootcore does not own (an annotation to
+// drop or set), as its field manager; with dryRun the API server only validates it.
+func (c *Client) MergePatch(ctx context.Context, ref Ref, patch []byte, dryRun bool) error {
+	ri, _, err := c.Resource(ref.GVK, ref.Namespace)
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{FieldManager: c.fieldManager}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	_, err = ri.Patch(ctx, ref.Name, types.MergePatchType, patch, opts)
+	return err
+}
