@@ -828,7 +828,7 @@ func BenchmarkGenStages(b *testing.B) {
 		crdBytes, _ := render.Encode(st.crds)
 		cniBytes, _ := render.Encode(st.cni)
 		st.opts = talos.Options{ClusterName: c.Name, Endpoint: c.Endpoint, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion,
-			DisableKubeProxy: true, Manifests: []talos.Manifest{{Name: gen.CRDManifest, Contents: crdBytes}, {Name: gen.CNIManifest, Contents: cniBytes}}}
+			DisableKubeProxy: true, Manifests: []talos.Manifest{{Name: talos.CRDManifest, Contents: crdBytes}, {Name: talos.CNIManifest, Contents: cniBytes}}}
 		if s.DNS != nil {
 			rel, err := st.tree.Release(s.DNS.HelmRelease)
 			if err != nil {
@@ -851,7 +851,7 @@ func BenchmarkGenStages(b *testing.B) {
 			st.sources = append(st.sources, sourceOf(rel))
 			dnsBytes, _ := render.Encode(st.dns)
 			st.opts.BootDNS = true
-			st.opts.Manifests = append(st.opts.Manifests, talos.Manifest{Name: gen.DNSManifest, Contents: dnsBytes})
+			st.opts.Manifests = append(st.opts.Manifests, talos.Manifest{Name: talos.DNSManifest, Contents: dnsBytes})
 		}
 		for _, p := range c.ControlPlanePatches {
 			data, err := os.ReadFile(filepath.Join(e.repo, p))

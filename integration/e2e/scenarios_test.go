@@ -350,7 +350,7 @@ func (b *scBed) crdsEstablished(t *testing.T, talosVersion string) {
 	}
 	var names []string
 	for _, m := range talos.InlineManifests(cfg) {
-		if m.Name != gen.CRDManifest {
+		if m.Name != talos.CRDManifest {
 			continue
 		}
 		objs, err := render.Split(string(m.Contents))
@@ -362,7 +362,7 @@ func (b *scBed) crdsEstablished(t *testing.T, talosVersion string) {
 		}
 	}
 	if len(names) == 0 {
-		t.Fatalf("no CRD in inline manifest %s", gen.CRDManifest)
+		t.Fatalf("no CRD in inline manifest %s", talos.CRDManifest)
 	}
 	for _, n := range names {
 		u, err := b.c.Get(context.Background(), gvrCRD, "", n)

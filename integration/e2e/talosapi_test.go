@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/bootcore-dev/bootcore/talos"
 	"io"
 	"io/fs"
 	"os"
@@ -23,11 +24,10 @@ import (
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
-	"github.com/bootcore-dev/bootcore/internal/gen"
 	"github.com/bootcore-dev/bootcore/internal/talosapi"
 )
 
-var bootcoreManifests = gen.Manifests
+var bootcoreManifests = talos.Manifests
 
 // talosLab is a booted lab cluster with a Talos API stand-in per control-plane node and a
 // talosconfig for them: what a user holds right after talosctl bootstrap.

@@ -2,6 +2,7 @@ package talosapi_test
 
 import (
 	"context"
+	"github.com/bootcore-dev/bootcore/talos"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,11 +14,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	standin "github.com/bootcore-dev/bootcore/integration/talosapi"
-	"github.com/bootcore-dev/bootcore/internal/gen"
 	"github.com/bootcore-dev/bootcore/internal/talosapi"
 )
 
-var names = gen.Manifests
+var names = talos.Manifests
 
 const labRepo = "../testdata/lab"
 

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/bootcore-dev/bootcore/talos"
 	"io"
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
-
-	"github.com/bootcore-dev/bootcore/internal/gen"
 )
 
 // bootObjects are the objects Talos created at boot from bootcore's inline manifests: phase 0
@@ -62,17 +61,17 @@ func readBootObjects(path string) (*bootObjects, error) {
 		}
 	}
 	b := &bootObjects{Path: path}
-	if _, ok := manifests[gen.CNIManifest]; !ok {
-		return nil, fmt.Errorf("%s has no inline manifest %q: is it a patch bootcore gen wrote?", path, gen.CNIManifest)
+	if _, ok := manifests[talos.CNIManifest]; !ok {
+		return nil, fmt.Errorf("%s has no inline manifest %q: is it a patch bootcore gen wrote?", path, talos.CNIManifest)
 	}
-	if b.CRDs, err = decodeObjects(manifests[gen.CRDManifest]); err != nil {
-		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, gen.CRDManifest, err)
+	if b.CRDs, err = decodeObjects(manifests[talos.CRDManifest]); err != nil {
+		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, talos.CRDManifest, err)
 	}
-	if b.CNI, err = decodeObjects(manifests[gen.CNIManifest]); err != nil {
-		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, gen.CNIManifest, err)
+	if b.CNI, err = decodeObjects(manifests[talos.CNIManifest]); err != nil {
+		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, talos.CNIManifest, err)
 	}
-	if b.DNS, err = decodeObjects(manifests[gen.DNSManifest]); err != nil {
-		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, gen.DNSManifest, err)
+	if b.DNS, err = decodeObjects(manifests[talos.DNSManifest]); err != nil {
+		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, talos.DNSManifest, err)
 	}
 	return b, nil
 }

@@ -3,11 +3,10 @@ package agent
 import (
 	"context"
 	"fmt"
+	"github.com/bootcore-dev/bootcore/talos"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/bootcore-dev/bootcore/internal/gen"
 )
 
 // TalosAPI is the Talos API of the cluster's control-plane nodes (internal/talosapi). Every
@@ -28,7 +27,7 @@ type TalosAPI interface {
 
 // bootcoreManifests are the inline manifests bootcore gen writes; the post-handover patch
 // removes exactly these.
-var bootcoreManifests = gen.Manifests
+var bootcoreManifests = talos.Manifests
 
 // talosNodes are the control-plane nodes the Talos API is asked about.
 func (p *releaseTalosPhase) talosNodes(ctx context.Context) ([]string, error) {

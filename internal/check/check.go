@@ -373,7 +373,7 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 	}
 	bootDNS := false
 	for _, m := range talos.InlineManifests(cfg) {
-		bootDNS = bootDNS || m.Name == gen.DNSManifest
+		bootDNS = bootDNS || m.Name == talos.DNSManifest
 	}
 	if problem := talos.ClusterDNSProblem(cfg, bootDNS); problem != "" {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "controlplane.yaml"), 0, "%s", problem)
@@ -390,7 +390,7 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 		c.add(Error, "patches", cl.Name, filepath.Join(dir, "post-handover.yaml"), 0, "%v", err)
 	} else {
 		for _, m := range talos.InlineManifests(after) {
-			if m.Name == gen.CRDManifest || m.Name == gen.CNIManifest || m.Name == gen.DNSManifest {
+			if m.Name == talos.CRDManifest || m.Name == talos.CNIManifest || m.Name == talos.DNSManifest {
 				c.add(Error, "patches", cl.Name, filepath.Join(dir, "post-handover.yaml"), 0, "inline manifest %s survives the post-handover patch", m.Name)
 			}
 		}
@@ -414,9 +414,9 @@ func (c *checker) patches(s *spec.Spec, cl spec.Cluster) {
 			switch {
 			case o.GetKind() == "Secret":
 				c.add(Error, "patches", cl.Name, file, 0, "inline manifest %s holds Secret %s", m.Name, o.GetName())
-			case m.Name == gen.CRDManifest && !crd:
+			case m.Name == talos.CRDManifest && !crd:
 				c.add(Error, "patches", cl.Name, file, 0, "phase-0 manifest %s holds %s %s; CRDs only", m.Name, o.GetKind(), o.GetName())
-			case m.Name == gen.CNIManifest && crd:
+			case m.Name == talos.CNIManifest && crd:
 				c.add(Error, "patches", cl.Name, file, 0, "phase-1 manifest %s holds CustomResourceDefinition %s", m.Name, o.GetName())
 			}
 		}

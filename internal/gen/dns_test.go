@@ -3,6 +3,7 @@ package gen
 import (
 	"context"
 	"fmt"
+	"github.com/bootcore-dev/bootcore/talos"
 	"strings"
 	"testing"
 
@@ -22,9 +23,9 @@ func TestClusterDNSBoots(t *testing.T) {
 		replicas int64
 	}{"infra": {"v1.13.9", 2}, "apps": {"v1.14.1", 3}} {
 		m := manifests(t, out, cluster, c.version)
-		dns := m[DNSManifest]
+		dns := m[talos.DNSManifest]
 		if len(dns) == 0 {
-			t.Fatalf("%s: no inline manifest %s", cluster, DNSManifest)
+			t.Fatalf("%s: no inline manifest %s", cluster, talos.DNSManifest)
 		}
 		var svc, deploy *unstructured.Unstructured
 		for _, o := range dns {
@@ -42,21 +43,21 @@ func TestClusterDNSBoots(t *testing.T) {
 			}
 		}
 		if svc == nil || svc.GetName() != "kube-dns" || svc.GetNamespace() != "kube-system" {
-			t.Fatalf("%s: no Service kube-system/kube-dns in %s", cluster, DNSManifest)
+			t.Fatalf("%s: no Service kube-system/kube-dns in %s", cluster, talos.DNSManifest)
 		}
 		if ip, _, _ := unstructured.NestedString(svc.Object, "spec", "clusterIP"); ip != "10.96.0.10" {
 			t.Errorf("%s: kube-dns clusterIP %q, want cluster-settings' CLUSTER_DNS_IP 10.96.0.10", cluster, ip)
 		}
 		if deploy == nil {
-			t.Fatalf("%s: no CoreDNS Deployment in %s", cluster, DNSManifest)
+			t.Fatalf("%s: no CoreDNS Deployment in %s", cluster, talos.DNSManifest)
 		}
 		// The decoded number is an int64 or a float64, as the YAML decoder gives it.
 		if n, _, _ := unstructured.NestedFieldNoCopy(deploy.Object, "spec", "replicas"); fmt.Sprint(n) != fmt.Sprint(c.replicas) {
 			t.Errorf("%s: CoreDNS replicas %v, want COREDNS_REPLICAS %d", cluster, n, c.replicas)
 		}
 		post := string(out.Files["generated/"+cluster+"/post-handover.yaml"])
-		if !strings.Contains(post, DNSManifest) {
-			t.Errorf("%s: the post-handover patch does not remove %s:\n%s", cluster, DNSManifest, post)
+		if !strings.Contains(post, talos.DNSManifest) {
+			t.Errorf("%s: the post-handover patch does not remove %s:\n%s", cluster, talos.DNSManifest, post)
 		}
 	}
 }

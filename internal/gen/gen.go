@@ -27,17 +27,6 @@ import (
 	"github.com/bootcore-dev/bootcore/talos"
 )
 
-// Inline manifest names; stable so the post-handover patch can remove exactly these.
-const (
-	CRDManifest = "bootcore-crds"
-	CNIManifest = "bootcore-cni"
-	DNSManifest = "bootcore-dns"
-)
-
-// Manifests are all of bootcore's inline manifest names: the post-handover patch removes
-// exactly these (a cluster without a dns: release has no bootcore-dns).
-var Manifests = []string{CRDManifest, CNIManifest, DNSManifest}
-
 // Options configure one gen run.
 type Options struct {
 	Repo     string   // directory holding bootstrap/bootcore.yaml and kubernetes/
@@ -248,8 +237,8 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		return nil, nil, err
 	}
 	report.Manifests = []ManifestReport{
-		{Name: CRDManifest, Objects: len(crds), Bytes: len(crdBytes)},
-		{Name: CNIManifest, Objects: len(cni), Bytes: len(cniBytes)},
+		{Name: talos.CRDManifest, Objects: len(crds), Bytes: len(crdBytes)},
+		{Name: talos.CNIManifest, Objects: len(cni), Bytes: len(cniBytes)},
 	}
 
 	opts := talos.Options{
@@ -261,16 +250,16 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		BootDNS:           g.spec.DNS != nil,
 	}
 	if len(crds) > 0 {
-		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: CRDManifest, Contents: crdBytes})
+		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: talos.CRDManifest, Contents: crdBytes})
 	}
-	opts.Manifests = append(opts.Manifests, talos.Manifest{Name: CNIManifest, Contents: cniBytes})
+	opts.Manifests = append(opts.Manifests, talos.Manifest{Name: talos.CNIManifest, Contents: cniBytes})
 	if len(dns) > 0 {
 		dnsBytes, err := render.Encode(dns)
 		if err != nil {
 			return nil, nil, err
 		}
-		report.Manifests = append(report.Manifests, ManifestReport{Name: DNSManifest, Objects: len(dns), Bytes: len(dnsBytes)})
-		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: DNSManifest, Contents: dnsBytes})
+		report.Manifests = append(report.Manifests, ManifestReport{Name: talos.DNSManifest, Objects: len(dns), Bytes: len(dnsBytes)})
+		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: talos.DNSManifest, Contents: dnsBytes})
 	}
 	for _, set := range []struct {
 		field, role string
@@ -295,17 +284,17 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 	report.Configs = *sizes
 	if max := int64(sizes.ControlPlaneBytes); max > g.spec.Budget.MaxConfigBytes {
 		return nil, nil, fmt.Errorf("control-plane machine config is %d bytes, over budget.maxConfigBytes %d (%s %d B, %s %d B); try crdDescriptions: strip in %s or fewer phase-0 sources",
-			max, g.spec.Budget.MaxConfigBytes, CRDManifest, len(crdBytes), CNIManifest, len(cniBytes), spec.DefaultPath)
+			max, g.spec.Budget.MaxConfigBytes, talos.CRDManifest, len(crdBytes), talos.CNIManifest, len(cniBytes), spec.DefaultPath)
 	}
 	rbac, err := agentRBAC(append(append(append([]*unstructured.Unstructured{}, crds...), cni...), dns...))
 	if err != nil {
 		return nil, nil, err
 	}
 	return map[string][]byte{
-		"controlplane.yaml":  patches.ControlPlane,
-		"worker.yaml":        patches.Worker,
-		"post-handover.yaml": patches.PostHandover,
-		AgentRBACFile:        rbac,
+		talos.ControlPlaneFile: patches.ControlPlane,
+		talos.WorkerFile:       patches.Worker,
+		talos.PostHandoverFile: patches.PostHandover,
+		AgentRBACFile:          rbac,
 	}, report, nil
 }
 

@@ -108,7 +108,7 @@ func TestPhaseSeparation(t *testing.T) {
 	out := run(t, lab)
 	for cluster, version := range map[string]string{"infra": "v1.13.9", "apps": "v1.14.1"} {
 		m := manifests(t, out, cluster, version)
-		crds, cni := m[CRDManifest], m[CNIManifest]
+		crds, cni := m[talos.CRDManifest], m[talos.CNIManifest]
 		// Phase 0: exactly the CRDs of the three published charts (cert-manager 6, External
 		// Secrets 25 from templates/crds/, flux-operator 4), sorted, nothing else.
 		var names []string
@@ -161,7 +161,7 @@ func TestBootValuesPrecedence(t *testing.T) {
 	if got != want {
 		t.Errorf("boot-only values:\n%s\nwant\n%s", got, want)
 	}
-	for _, o := range manifests(t, out, "infra", "v1.13.9")[CNIManifest] {
+	for _, o := range manifests(t, out, "infra", "v1.13.9")[talos.CNIManifest] {
 		switch o.GetKind() + "/" + o.GetName() {
 		case "Deployment/cilium-operator":
 			if r, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "replicas"); r != float64(2) && r != int64(2) {
@@ -213,7 +213,7 @@ func TestPostRenderersBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	for _, o := range manifests(t, out, "infra", "v1.13.9")[CNIManifest] {
+	for _, o := range manifests(t, out, "infra", "v1.13.9")[talos.CNIManifest] {
 		id := o.GetKind() + "/" + o.GetName()
 		seen[id] = true
 		if o.GetKind() == "Namespace" && o.GetName() != "cilium-secrets" {

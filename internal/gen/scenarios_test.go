@@ -7,6 +7,7 @@ package gen
 import (
 	"bytes"
 	"context"
+	"github.com/bootcore-dev/bootcore/talos"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ spec: {group: cilium.io, scope: Namespaced, names: {kind: Extra, plural: extras}
 func TestBOOT_CORE_UNIT_001_PhaseGuard(t *testing.T) {
 	out := run(t, lab)
 	for cluster, version := range map[string]string{"infra": "v1.13.9", "apps": "v1.14.1"} {
-		cni := manifests(t, out, cluster, version)[CNIManifest]
+		cni := manifests(t, out, cluster, version)[talos.CNIManifest]
 		kinds := map[string]int{}
 		for _, o := range cni {
 			kinds[o.GetKind()]++
@@ -95,7 +96,7 @@ func TestBOOT_CORE_UNIT_002_Phase0Purity(t *testing.T) {
 			}
 		}
 		got := map[string]bool{}
-		for _, o := range manifests(t, out, c.Name, c.TalosVersion)[CRDManifest] {
+		for _, o := range manifests(t, out, c.Name, c.TalosVersion)[talos.CRDManifest] {
 			if !isCRD(o.Unstructured) {
 				t.Errorf("%s: phase 0 holds %s %s", c.Name, o.GetKind(), o.GetName())
 				continue

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/bootcore-dev/bootcore/internal/testutil"
+	"github.com/bootcore-dev/bootcore/talos"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,7 +108,7 @@ func TestREADMEBootValuesOnRealCilium(t *testing.T) {
 		t.Error("two gen runs on the real Cilium chart differ")
 	}
 	for c, version := range contracts {
-		for _, o := range manifests(t, out, c, version)[CNIManifest] {
+		for _, o := range manifests(t, out, c, version)[talos.CNIManifest] {
 			if k := o.GetKind(); k == "Secret" || k == "Job" || k == "CronJob" {
 				t.Errorf("%s: the boot manifest holds %s %s from %s", c, k, o.GetName(), o.Template)
 			}
@@ -222,7 +223,7 @@ func TestHooksAreReported(t *testing.T) {
 			t.Errorf("gen's report does not say %q:\n%s", want, b.String())
 		}
 	}
-	for _, o := range manifests(t, out, "infra", contracts["infra"])[CNIManifest] {
+	for _, o := range manifests(t, out, "infra", contracts["infra"])[talos.CNIManifest] {
 		if o.GetName() == "cilium-coredns-mcsapi-autoconfig" && o.GetKind() == "Job" {
 			t.Error("the hook is in the boot manifest")
 		}
@@ -236,7 +237,7 @@ func TestTemplatedCRDsGetOwnership(t *testing.T) {
 	out := run(t, root)
 	for c, version := range contracts {
 		n := 0
-		for _, o := range manifests(t, out, c, version)[CRDManifest] {
+		for _, o := range manifests(t, out, c, version)[talos.CRDManifest] {
 			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
 			if !strings.HasSuffix(group, "external-secrets.io") {
 				continue

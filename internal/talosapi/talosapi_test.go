@@ -2,6 +2,7 @@ package talosapi
 
 import (
 	"errors"
+	"github.com/bootcore-dev/bootcore/talos"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,11 +15,9 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
-
-	"github.com/bootcore-dev/bootcore/internal/gen"
 )
 
-var names = gen.Manifests
+var names = talos.Manifests
 
 const lab = "../../integration/testdata/lab/generated"
 
