@@ -3,9 +3,13 @@ package talos
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/container"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/bootcore-dev/bootcore/internal/render"
 )
 
 // The Talos patches gen writes for each cluster, in <output>/<cluster>/.
@@ -48,4 +52,48 @@ func PatchManifests(path string) ([]Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return InlineManifests(cfg), nil
+}
+
+// Boot is what Talos applied at boot from bootcore's inline manifests in a control-plane
+// patch: phase 0 (CRDs) and phase 1 (the CNI, and cluster DNS when the spec boots it).
+type Boot struct {
+	Path string // the patch they were read from
+	CRDs []*unstructured.Unstructured
+	CNI  []*unstructured.Unstructured
+	DNS  []*unstructured.Unstructured
+}
+
+// All are the boot objects in the order Talos's manifests carry them.
+func (b *Boot) All() []*unstructured.Unstructured {
+	return slices.Concat(b.CRDs, b.CNI, b.DNS)
+}
+
+// ReadBoot reads the boot objects from the control-plane patch gen wrote: exactly what Talos
+// applied.
+func ReadBoot(path string) (*Boot, error) {
+	ms, err := PatchManifests(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the patch bootcore gen wrote (run bootcore gen first): %w", err)
+	}
+	byName := map[string][]byte{}
+	for _, m := range ms {
+		byName[m.Name] = m.Contents
+	}
+	if _, ok := byName[CNIManifest]; !ok {
+		return nil, fmt.Errorf("%s has no inline manifest %q: is it a patch bootcore gen wrote?", path, CNIManifest)
+	}
+	b := &Boot{Path: path}
+	for _, part := range []struct {
+		name string
+		objs *[]*unstructured.Unstructured
+	}{{CRDManifest, &b.CRDs}, {CNIManifest, &b.CNI}, {DNSManifest, &b.DNS}} {
+		objs, err := render.Split(string(byName[part.name]))
+		if err != nil {
+			return nil, fmt.Errorf("%s: inline manifest %s: %w", path, part.name, err)
+		}
+		for _, o := range objs {
+			*part.objs = append(*part.objs, o.Unstructured)
+		}
+	}
+	return b, nil
 }

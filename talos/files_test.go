@@ -33,3 +33,29 @@ func TestPatchManifestsReadsBothContracts(t *testing.T) {
 		t.Error("a missing patch file read without error")
 	}
 }
+
+// The boot objects are the objects of each of bootcore's manifests, split and decoded.
+func TestReadBoot(t *testing.T) {
+	b, err := ReadBoot(filepath.Join("..", "integration", "testdata", "lab", "generated", "apps", ControlPlaneFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.CRDs) == 0 || len(b.CNI) == 0 || len(b.DNS) == 0 {
+		t.Fatalf("CRDs %d, CNI %d, DNS %d objects: want some of each", len(b.CRDs), len(b.CNI), len(b.DNS))
+	}
+	for _, o := range b.CRDs {
+		if o.GetKind() != "CustomResourceDefinition" {
+			t.Errorf("phase 0 holds a %s", o.GetKind())
+		}
+	}
+	kinds := map[string]bool{}
+	for _, o := range b.CNI {
+		kinds[o.GetKind()+" "+o.GetName()] = true
+	}
+	if !kinds["DaemonSet cilium"] || !kinds["Deployment cilium-operator"] {
+		t.Errorf("CNI objects lack the Cilium agent and operator: %v", kinds)
+	}
+	if len(b.All()) != len(b.CRDs)+len(b.CNI)+len(b.DNS) {
+		t.Errorf("All has %d objects", len(b.All()))
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bootcore-dev/bootcore/internal/agent"
+	"github.com/bootcore-dev/bootcore/internal/runlock"
 )
 
 func newAgentCmd() *cobra.Command {
@@ -134,7 +135,7 @@ written); 2 invalid spec, flags or inputs, a missing or empty kubeconfig (nothin
 		f.DurationVar(d, name+"-timeout", agent.DefaultTimeouts[name], "timeout of phase "+name)
 	}
 	f.DurationVar(&o.LockWait, "lock-wait", 5*time.Minute, "how long to wait while another agent holds the lock")
-	f.DurationVar(&o.LockTTL, "lock-ttl", 15*time.Second, "how long the lock of a killed agent blocks others")
+	f.DurationVar(&o.LockTTL, "lock-ttl", runlock.DefaultLeaseDuration, "the agent lock's lease, whole seconds (at least 3s): a re-run waits this long for the lock of a killed agent; an agent that cannot renew its lock stops writing before it runs out")
 	f.DurationVar(&o.PollInterval, "poll-interval", 500*time.Millisecond, "how often waits re-check object status")
 	f.StringVar(&o.BundleDir, "bundle-dir", ".", "directory for the support bundle written when a phase fails")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")

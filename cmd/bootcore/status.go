@@ -99,7 +99,7 @@ hands out the kubeconfig). With -o json an unreachable cluster still prints one 
 				}
 				return &exitError{code: exitInvalid, msg: err.Error()}
 			}
-			checker, err := status.NewChecker(repo, cluster, cfg)
+			checker, err := status.NewChecker(cmd.Context(), repo, cluster, cfg)
 			if err != nil {
 				return &exitError{code: exitInvalid, msg: err.Error()}
 			}

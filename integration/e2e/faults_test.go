@@ -82,6 +82,8 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 		mu.Unlock()
 	}
 	var onceInstall, onceHandover sync.Once
+	// The agent lock's default lease (30 s) outlasts an API server restart; the harness's
+	// short one (for quick re-runs after a kill) would be lost in it.
 	run := runAgentWatching(t, l, c.KubeconfigPath, "infra", func(e agent.Event) {
 		if e.Type != agent.EventStart {
 			return
@@ -99,7 +101,7 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 				})
 			})
 		}
-	})
+	}, "--lock-ttl", "30s")
 	runEnd := time.Now()
 	defer dumpOnFailure(t, run)
 	wg.Wait()
@@ -127,7 +129,7 @@ func TestFaultsAgentSurvivesControlPlaneRestarts(t *testing.T) {
 		if run.code != agent.ExitFailed || run.result().Message == "" {
 			t.Fatalf("re-run under faults: exit %d: %q", run.code, run.result().Message)
 		}
-		again := runAgent(t, l, c.KubeconfigPath, "infra")
+		again := runAgent(t, l, c.KubeconfigPath, "infra", "--lock-ttl", "30s")
 		defer dumpOnFailure(t, again)
 		if again.code != 0 {
 			t.Fatalf("run after the faults: exit %d: %s", again.code, again.result().Message)

@@ -31,6 +31,7 @@ import (
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
+	"github.com/bootcore-dev/bootcore/internal/runlock"
 )
 
 var bootcoreBin string
@@ -211,7 +212,7 @@ func (r agentRun) phasesSeen() []string {
 func agentCmd(t *testing.T, l *lab, kubeconfig, name string, extra ...string) *exec.Cmd {
 	t.Helper()
 	args := []string{"agent", "--cluster", name, "--repo", l.repo, "--kubeconfig", kubeconfig, "-o", "json",
-		"--bundle-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--lock-ttl", "5s", "--poll-interval", "200ms",
+		"--bundle-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--lock-ttl", "8s", "--poll-interval", "200ms",
 		"--install-flux-timeout", "5m", "--handover-timeout", "8m"}
 	cmd := exec.Command(bootcoreBin, append(args, extra...)...)
 	cmd.Env = append(os.Environ(), l.env...)
@@ -583,7 +584,7 @@ func agentObjectVersions(t *testing.T, c *testbed.Cluster) map[string]string {
 	add("marker", cm.ResourceVersion, err)
 	inv, err := c.Client.CoreV1().ConfigMaps(talosemu.InventoryNamespace).Get(ctx, talosemu.InventoryName, metav1.GetOptions{})
 	add("inventory", inv.ResourceVersion, err)
-	lease, err := c.Client.CoordinationV1().Leases(agent.LockNamespace).Get(ctx, agent.LockName, metav1.GetOptions{})
+	lease, err := c.Client.CoordinationV1().Leases(runlock.DefaultNamespace).Get(ctx, runlock.DefaultName, metav1.GetOptions{})
 	add("lease", lease.ResourceVersion, err)
 	for _, ns := range []string{"flux-system", "external-secrets", "cert-manager"} {
 		n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})

@@ -34,6 +34,7 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/agent"
 	"github.com/bootcore-dev/bootcore/internal/gen"
 	"github.com/bootcore-dev/bootcore/internal/render"
+	"github.com/bootcore-dev/bootcore/internal/kube"
 	"github.com/bootcore-dev/bootcore/internal/status"
 	"github.com/bootcore-dev/bootcore/talos"
 )
@@ -485,7 +486,7 @@ func (b *scBed) nodesAndCNI(t *testing.T, before map[string]corev1.NodeCondition
 		}
 	}
 	_, r := b.statusJSON(t)
-	b.wantReady(t, r, "Nodes "+status.ControlPlaneLabel, "DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator", "Service kube-system/kube-dns (cluster DNS)")
+	b.wantReady(t, r, "Nodes "+kube.ControlPlaneLabel, "DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator", "Service kube-system/kube-dns (cluster DNS)")
 	b.table(t, "E2E-001")
 }
 
@@ -511,7 +512,7 @@ func (b *scBed) fluxOperational(t *testing.T) {
 		t.Errorf("%d Kustomizations, want the lab's 9", len(list.Items))
 	}
 	for _, ks := range list.Items {
-		n := status.Ref("Kustomization", ks.GetNamespace(), ks.GetName())
+		n := kube.Describe("Kustomization", ks.GetNamespace(), ks.GetName())
 		b.wantReady(t, r, n)
 		c, _ := check(r, n)
 		t.Logf("%s Ready=%v: %s", n, c.Ready, c.Message)
@@ -605,7 +606,7 @@ func (b *scBed) secretMissing(t *testing.T) {
 		if err != nil {
 			return false, nil
 		}
-		cond, ok := status.Condition(u, "Ready")
+		cond, ok := kube.Condition(u, "Ready")
 		return ok && cond["status"] == "False", nil
 	})
 	if err != nil {

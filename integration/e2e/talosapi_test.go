@@ -71,7 +71,7 @@ func newTalosLab(t *testing.T, name string) *talosLab {
 func (tl *talosLab) run(t *testing.T, name string, extra ...string) agentRun {
 	t.Helper()
 	args := []string{"agent", "--cluster", name, "--repo", tl.l.repo, "--talosconfig", tl.talosconfig, "-o", "json",
-		"--bundle-dir", tl.bundles, "--cache-dir", filepath.Join(tl.home, "cache"), "--lock-ttl", "5s", "--poll-interval", "200ms",
+		"--bundle-dir", tl.bundles, "--cache-dir", filepath.Join(tl.home, "cache"), "--lock-ttl", "8s", "--poll-interval", "200ms",
 		"--install-flux-timeout", "5m", "--handover-timeout", "8m"}
 	cmd := exec.Command(bootcoreBin, append(args, extra...)...)
 	cmd.Dir = tl.work

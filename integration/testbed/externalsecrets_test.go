@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bootcore-dev/bootcore/integration/testbed"
-	"github.com/bootcore-dev/bootcore/internal/status"
+	"github.com/bootcore-dev/bootcore/internal/kube"
 )
 
 // The lab's ClusterSecretStore, as the lab tree has it (Flux substitutes ${CLUSTER_NAME}).
@@ -161,7 +161,7 @@ func waitStore(t *testing.T, c *testbed.Cluster, want, reason string) map[string
 		if err != nil {
 			return false, nil
 		}
-		cond, _ = status.Condition(u, "Ready")
+		cond, _ = kube.Condition(u, "Ready")
 		return cond["status"] == want && cond["reason"] == reason, nil
 	})
 	if err != nil {

@@ -1,8 +1,11 @@
 // Package agent implements `bootcore agent`: the run-once hand-over of a freshly booted Talos
 // cluster to Flux. It runs ordered phases (connect, wait-control-plane, wait-cni,
-// prerequisites, install-flux, handover, release-talos, record); each checks first, read-only,
-// whether its outcome is already in place, so a re-run after a kill finishes the job and a
-// run on a handed-over cluster writes nothing.
+// prerequisites, install-flux, handover, release-talos, record; lock and unlock around the
+// ones that write), one file each (phase_<name>.go); each checks first, read-only, whether
+// its outcome is already in place, so a re-run after a kill finishes the job and a run on a
+// handed-over cluster writes nothing. Phases hand what later ones need on as typed facts
+// (phase.go); they talk to the cluster through internal/kube and wait for what
+// internal/status says must be Ready.
 package agent
 
 import (
@@ -13,18 +16,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-
+	"github.com/bootcore-dev/bootcore/internal/chartsource"
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
-	"github.com/bootcore-dev/bootcore/internal/gen"
+	"github.com/bootcore-dev/bootcore/internal/kube"
+	"github.com/bootcore-dev/bootcore/internal/runlock"
 	"github.com/bootcore-dev/bootcore/internal/spec"
+	"github.com/bootcore-dev/bootcore/internal/status"
+	"github.com/bootcore-dev/bootcore/talos"
 )
 
 // Exit codes of `bootcore agent`.
@@ -54,56 +54,17 @@ const (
 	PhaseRecord           = "record"
 )
 
-// PhaseNames lists the phases in order (for per-phase timeout flags).
+// The phases around the ones that write: they take and give up the run lock (a Lease, see
+// internal/runlock). They are not recorded in the hand-over marker and have no timeout flag
+// (the lock's is --lock-wait).
+const (
+	PhaseLock   = "lock"
+	PhaseUnlock = "unlock"
+)
+
+// PhaseNames lists the hand-over's phases in order (for per-phase timeout flags and the
+// hand-over marker).
 var PhaseNames = []string{PhaseConnect, PhaseWaitControlPlane, PhaseWaitCNI, PhasePrerequisites, PhaseInstallFlux, PhaseHandover, PhaseReleaseTalos, PhaseRecord}
-
-// Connector gives the agent the cluster's API: Kubeconfig, or the kubeconfig fetched from the
-// Talos API (internal/talosapi).
-type Connector interface {
-	Connect(ctx context.Context) (*rest.Config, error)
-	// Describe names the source for messages, e.g. "kubeconfig /home/me/.kube/config".
-	Describe() string
-}
-
-// Kubeconfig connects with a kubeconfig file: Path, else $KUBECONFIG, else ~/.kube/config.
-type Kubeconfig struct {
-	Path    string
-	Context string
-}
-
-func (k Kubeconfig) rules() *clientcmd.ClientConfigLoadingRules {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.Path != "" {
-		rules.ExplicitPath = k.Path
-	}
-	return rules
-}
-
-// Connect loads the kubeconfig.
-func (k Kubeconfig) Connect(context.Context) (*rest.Config, error) {
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(k.rules(), &clientcmd.ConfigOverrides{CurrentContext: k.Context})
-	cfg, err := cc.ClientConfig()
-	if clientcmd.IsEmptyConfig(err) {
-		// client-go's own message suggests KUBERNETES_MASTER, which bootcore does not read.
-		return nil, fmt.Errorf("no kubeconfig: %s is missing or empty; give --kubeconfig F, or --talosconfig F to fetch it through the Talos API", strings.TrimPrefix(k.Describe(), "kubeconfig "))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	return cfg, nil
-}
-
-// Describe names the kubeconfig.
-func (k Kubeconfig) Describe() string {
-	path := k.Path
-	if path == "" {
-		path = strings.Join(k.rules().Precedence, string(os.PathListSeparator))
-	}
-	if k.Context != "" {
-		return fmt.Sprintf("kubeconfig %s (context %s)", path, k.Context)
-	}
-	return "kubeconfig " + path
-}
 
 // Options configure one agent run.
 type Options struct {
@@ -121,15 +82,15 @@ type Options struct {
 	DryRun    bool
 	// Timeouts per phase name; defaults in DefaultTimeouts.
 	Timeouts map[string]time.Duration
-	// LockWait is how long to wait for another agent's lock; LockTTL how long a killed
-	// agent's lock blocks others.
+	// LockWait is how long to wait for another agent's lock; LockTTL is the lock's lease
+	// duration: how long a killed agent's lock blocks a re-run (see internal/runlock).
 	LockWait, LockTTL time.Duration
-	// PollInterval is the kstatus polling interval; ProgressEvery how often a wait repeats
-	// what it is waiting for.
+	// PollInterval is how often the cluster DNS wait looks again; ProgressEvery how often a
+	// wait repeats what it is waiting for.
 	PollInterval, ProgressEvery time.Duration
 	// BundleDir receives the support bundle of a failed run.
 	BundleDir string
-	// CacheDir is the chart cache (default: gen's).
+	// CacheDir is the chart cache (default: gen's, chartsource.DefaultCacheDir).
 	CacheDir string
 	// Version is bootcore's version, recorded in the marker.
 	Version string
@@ -167,7 +128,7 @@ func (o *Options) defaults() {
 		o.LockWait = 5 * time.Minute
 	}
 	if o.LockTTL == 0 {
-		o.LockTTL = 15 * time.Second
+		o.LockTTL = runlock.DefaultLeaseDuration
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = 500 * time.Millisecond
@@ -179,7 +140,7 @@ func (o *Options) defaults() {
 		o.BundleDir = "."
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = gen.DefaultCacheDir()
+		o.CacheDir = chartsource.DefaultCacheDir()
 	}
 	if o.Out == nil {
 		o.Out = os.Stdout
@@ -199,62 +160,58 @@ type Result struct {
 	Err         error
 }
 
-// state is what the phases share during one run.
-type state struct {
-	opts    Options
-	spec    *spec.Spec
-	cluster spec.Cluster
-	agent   spec.Agent
-	rep     *Reporter
-	k       *kube
-	uid     string
-	marker  *Marker
-	server  string
-
-	treeOnce sync.Once
+// inputs are what every phase reads and none changes: the options, the spec, the cluster's
+// Flux tree, the boot objects of the patch gen wrote, and what must be Ready.
+type inputs struct {
+	opts     Options
+	spec     *spec.Spec
+	cluster  spec.Cluster
+	agent    spec.Agent
 	tree     *fluxtree.Tree
-	treeErr  error
-
-	bootOnce sync.Once
-	boot     *bootObjects
-	bootErr  error
-
-	secrets      []*corev1.Secret
-	secretValues [][]byte
-	resolved     bool
-
-	ranAny      bool
-	phaseTimes  map[string]time.Time
-	gitRevision string
-	versions    map[string]string
-	talosCmd    string
+	boot     *talos.Boot
+	required status.Required
+	flux     fluxInstall
+	outDir   string
 }
 
-func (s *state) now() time.Time { return time.Now() }
-
-// Tree is the cluster's Flux tree, loaded once.
-func (s *state) Tree(ctx context.Context) (*fluxtree.Tree, error) {
-	s.treeOnce.Do(func() {
-		s.tree, s.treeErr = fluxtree.Load(ctx, s.opts.Repo, s.cluster.FluxSystem)
-	})
-	return s.tree, s.treeErr
-}
-
-// outDir is <output>/<cluster>, where gen wrote the cluster's patches.
-func (s *state) outDir() string {
-	out := s.spec.Output
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(s.opts.Repo, out)
+// loadInputs reads the repository: errors are the user's to fix (exit 2), found before the
+// cluster is touched.
+func loadInputs(ctx context.Context, opts Options) (*inputs, error) {
+	if opts.FluxInstall != InstallHelm && opts.FluxInstall != InstallManifests {
+		return nil, fmt.Errorf("--flux-install: %q must be %s or %s", opts.FluxInstall, InstallHelm, InstallManifests)
 	}
-	return filepath.Join(out, s.cluster.Name)
+	// The Lease stores its duration in whole seconds, and a renewal must fit well within it.
+	if opts.LockTTL%time.Second != 0 || opts.LockTTL < 3*time.Second {
+		return nil, fmt.Errorf("--lock-ttl: %s must be whole seconds, at least 3s", opts.LockTTL)
+	}
+	sp, err := spec.Load(filepath.Join(opts.Repo, spec.DefaultPath))
+	if err != nil {
+		return nil, err
+	}
+	cluster, ok := sp.Cluster(opts.Cluster)
+	if !ok {
+		return nil, fmt.Errorf("unknown cluster %q: %s defines %s", opts.Cluster, spec.DefaultPath, strings.Join(sp.ClusterNames(), ", "))
+	}
+	in := &inputs{opts: opts, spec: sp, cluster: cluster, agent: sp.AgentOrDefault(), outDir: status.OutDir(opts.Repo, sp, cluster)}
+	if in.tree, err = fluxtree.Load(ctx, opts.Repo, cluster.FluxSystem); err != nil {
+		return nil, err
+	}
+	if in.boot, err = talos.ReadBoot(filepath.Join(in.outDir, talos.ControlPlaneFile)); err != nil {
+		return nil, err
+	}
+	in.required, err = status.RequiredFor(status.Cluster{Repo: opts.Repo, Spec: sp, Cluster: cluster, Tree: in.tree, Boot: in.boot, FluxInstance: opts.FluxInstall == InstallHelm})
+	if err != nil {
+		return nil, err
+	}
+	in.flux, err = in.fluxInstaller()
+	return in, err
 }
 
-// Boot is what Talos applied at boot, from gen's control-plane patch.
-func (s *state) Boot() (*bootObjects, error) {
-	s.bootOnce.Do(func() {
-		s.boot, s.bootErr = readBootObjects(filepath.Join(s.outDir(), "controlplane.yaml"))
-	})
-	return s.boot, s.bootErr
+// env is what a phase works with: the inputs, the cluster's API and the event reporter.
+type env struct {
+	*inputs
+	k   *kube.Client
+	rep *Reporter
 }
 
 // Run hands the cluster over. Every outcome, including failures, is in the Result; the
@@ -285,167 +242,151 @@ func Run(ctx context.Context, opts Options) *Result {
 
 func run(ctx context.Context, opts Options, rep *Reporter) *Result {
 	fail := func(code int, err error) *Result { return &Result{ExitCode: code, Err: err} }
-	if opts.FluxInstall != InstallHelm && opts.FluxInstall != InstallManifests {
-		return fail(ExitInvalid, fmt.Errorf("--flux-install: %q must be %s or %s", opts.FluxInstall, InstallHelm, InstallManifests))
-	}
-	sp, err := spec.Load(filepath.Join(opts.Repo, spec.DefaultPath))
+	in, err := loadInputs(ctx, opts)
 	if err != nil {
 		return fail(ExitInvalid, err)
 	}
-	cluster, ok := sp.Cluster(opts.Cluster)
-	if !ok {
-		return fail(ExitInvalid, fmt.Errorf("unknown cluster %q: %s defines %s", opts.Cluster, spec.DefaultPath, strings.Join(sp.ClusterNames(), ", ")))
-	}
-	s := &state{opts: opts, spec: sp, cluster: cluster, agent: sp.AgentOrDefault(), rep: rep,
-		phaseTimes: map[string]time.Time{}, versions: map[string]string{}}
-	if opts.Version != "" {
-		s.versions["bootcore"] = opts.Version
-	}
+	m := &Manager{Timeouts: opts.Timeouts, Force: opts.Force, DryRun: opts.DryRun, Reporter: rep}
 
-	// connect: clients and the wrong-cluster guard. Nothing is written before it passes.
-	connect := &Manager{Phases: []Phase{&connectPhase{s}}, Timeouts: opts.Timeouts, Reporter: rep, Force: true}
-	if err := connect.Run(ctx); err != nil {
+	// connect: the client and the wrong-cluster guard. Nothing is written before it passes.
+	conn, err := RunPhase(ctx, &Manager{Timeouts: opts.Timeouts, Reporter: rep}, &connectPhase{in: in, rep: rep})
+	if err != nil {
 		var wc *WrongClusterError
 		if errors.As(err, &wc) {
 			return fail(ExitWrongCluster, err)
 		}
 		return fail(ExitFailed, err)
 	}
+	e := env{inputs: in, k: conn.k, rep: rep}
+	p := newPhases(e, conn)
+	failed := func(err error) *Result { return writeBundle(ctx, e, p.prerequisites.secretValues(), err) }
 
-	phases := []Phase{
-		&waitControlPlanePhase{s}, &waitCNIPhase{s}, &prerequisitesPhase{s},
-		&installFluxPhase{s}, &handoverPhase{s}, &releaseTalosPhase{s}, &recordPhase{s},
-	}
-	mgr := &Manager{Phases: phases, Timeouts: opts.Timeouts, Reporter: rep, Force: opts.Force,
-		OnDone: func(p string, at time.Time, ran bool) {
-			s.phaseTimes[p] = at
-			s.ranAny = s.ranAny || ran
-		}}
-
-	// Run-once: a handed-over cluster whose every check passes is left alone, without a
-	// lock or any other write.
-	if s.marker != nil && !opts.Force {
+	// Run-once: a handed-over cluster whose every check passes is left alone, without a lock
+	// or any other write.
+	if conn.marker != nil && !opts.Force {
 		cctx, cancel := context.WithTimeout(ctx, opts.Timeouts[PhaseConnect])
-		notDone, why, err := mgr.AllDone(cctx)
+		notDone, why, err := m.AllDone(cctx, p.checks()...)
 		cancel()
 		if err != nil {
-			return s.failed(ctx, err)
+			return failed(err)
 		}
 		if notDone == "" {
 			return &Result{AlreadyDone: true}
 		}
 		rep.Emit(Event{Type: EventWarning, Phase: notDone, Message: fmt.Sprintf("cluster was handed over at %s, but %s is not in place (%s): running the hand-over again",
-			s.marker.HandedOverAt.UTC().Format(time.RFC3339), notDone, why)})
+			conn.marker.HandedOverAt.UTC().Format(time.RFC3339), notDone, why)})
 	}
 
 	// Inputs are read before the first write, so a missing one changes nothing.
-	if err := s.resolveInputs(ctx); err != nil {
+	if err := m.Prepare(ctx, p.writers()...); err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
 			return fail(ExitInvalid, err)
 		}
-		return s.failed(ctx, err)
+		return failed(err)
 	}
 
 	if !opts.DryRun {
-		lock := &Lock{Client: s.k.client, Identity: NewIdentity(), TTL: opts.LockTTL}
-		err := lock.Acquire(ctx, opts.LockWait, func(holder string) {
-			rep.Emit(Event{Type: EventProgress, Message: fmt.Sprintf("waiting for the agent lock (Lease %s/%s) held by %s", LockNamespace, LockName, holder)})
-		})
-		var held *LockHeldError
-		if errors.As(err, &held) {
+		held, err := RunPhase(ctx, m, &lockPhase{env: e})
+		var heldErr *runlock.HeldError
+		if errors.As(err, &heldErr) {
 			return fail(ExitLocked, err)
 		}
 		if err != nil {
 			return fail(ExitFailed, err)
 		}
-		defer lock.Release()
-		// Losing the lock mid-run (it expired while this process was stopped) must stop
-		// the writes: another agent may be running now.
-		lockCtx, cancel := context.WithCancelCause(ctx)
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			lock.Keep(lockCtx, func(err error) { cancel(fmt.Errorf("lost the agent lock: %w", err)) })
-		})
-		defer func() { cancel(nil); wg.Wait() }()
-		ctx = lockCtx
-		// Another agent may have finished while this one waited.
-		if s.marker, err = readMarker(ctx, s.k.client); err != nil {
-			return s.failed(ctx, err)
-		}
+		defer held.Release() // on every way out; the unlock phase below releases it first
+		// Losing the lock mid-run (it expired while this process was stopped) stops the
+		// writes: another agent may be running now.
+		ctx = held.Context()
+		defer func() { _, _ = RunPhase(context.WithoutCancel(ctx), m, &unlockPhase{env: e, held: held}) }()
 	}
+	res := p.run(ctx, m)
+	if res.Err == nil {
+		return res
+	}
+	err = res.Err
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		err = fmt.Errorf("%w (%v)", err, cause)
+	}
+	return failed(err)
+}
 
-	if err := mgr.Run(ctx); err != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			err = fmt.Errorf("%w (%v)", err, cause)
-		}
-		return s.failed(ctx, err)
+// phases are the hand-over's phases, each with what it works with.
+type phases struct {
+	waitControlPlane *waitControlPlanePhase
+	waitCNI          *waitCNIPhase
+	prerequisites    *prerequisitesPhase
+	installFlux      *installFluxPhase
+	handover         *handoverPhase
+	releaseTalos     *releaseTalosPhase
+	env              env
+	conn             connection
+}
+
+func newPhases(e env, conn connection) *phases {
+	return &phases{
+		waitControlPlane: &waitControlPlanePhase{env: e},
+		waitCNI:          &waitCNIPhase{env: e},
+		prerequisites:    &prerequisitesPhase{env: e},
+		installFlux:      &installFluxPhase{env: e},
+		handover:         &handoverPhase{env: e},
+		releaseTalos:     &releaseTalosPhase{env: e},
+		env:              e,
+		conn:             conn,
 	}
-	if !s.ranAny {
+}
+
+// checks are every phase's check, in order, for the run-once test.
+func (p *phases) checks() []check {
+	return []check{Check(p.waitControlPlane), Check(p.waitCNI), Check(p.prerequisites), Check(p.installFlux),
+		Check(p.handover), Check(p.releaseTalos), Check[struct{}](&recordPhase{env: p.env})}
+}
+
+// writers are the phases with inputs to prepare.
+func (p *phases) writers() []named {
+	return []named{p.prerequisites}
+}
+
+// run runs the phases in order, each with the facts of those before it.
+func (p *phases) run(ctx context.Context, m *Manager) *Result {
+	if _, err := RunPhase(ctx, m, p.waitControlPlane); err != nil {
+		return &Result{Err: err}
+	}
+	if _, err := RunPhase(ctx, m, p.waitCNI); err != nil {
+		return &Result{Err: err}
+	}
+	if _, err := RunPhase(ctx, m, p.prerequisites); err != nil {
+		return &Result{Err: err}
+	}
+	flux, err := RunPhase(ctx, m, p.installFlux)
+	if err != nil {
+		return &Result{Err: err}
+	}
+	handedOver, err := RunPhase(ctx, m, p.handover)
+	if err != nil {
+		return &Result{Err: err}
+	}
+	released, err := RunPhase(ctx, m, p.releaseTalos)
+	if err != nil {
+		return &Result{Err: err}
+	}
+	versions := map[string]string{}
+	for _, vs := range []map[string]string{p.conn.versions, flux.versions} {
+		for k, v := range vs {
+			versions[k] = v
+		}
+	}
+	rec := &recordPhase{env: p.env, rerun: m.RanAny(), facts: recordFacts{clusterUID: p.conn.uid, versions: versions, gitRevision: handedOver.revision, finished: m.Finished()}}
+	if _, err := RunPhase(ctx, m, rec); err != nil {
+		return &Result{Err: err}
+	}
+	if !m.RanAny() {
 		// Another agent finished the hand-over while this one waited for the lock.
 		return &Result{AlreadyDone: true}
 	}
-	if s.talosCmd != "" {
-		rep.Emit(Event{Type: EventProgress, Message: "next: drop bootcore's inline manifests from the Talos machine config (once):\n" + s.talosCmd})
+	if released.command != "" {
+		p.env.rep.Emit(Event{Type: EventProgress, Message: "next: drop bootcore's inline manifests from the Talos machine config (once):\n" + released.command})
 	}
 	return &Result{}
-}
-
-// failed writes the support bundle for a failure that happened with access to the cluster.
-func (s *state) failed(ctx context.Context, err error) *Result {
-	res := &Result{ExitCode: ExitFailed, Err: err}
-	var ie *InputError
-	if errors.As(err, &ie) {
-		res.ExitCode = ExitInvalid
-		return res
-	}
-	if s.opts.DryRun {
-		return res
-	}
-	path, berr := s.writeBundle(err)
-	if berr != nil {
-		s.rep.Emit(Event{Type: EventWarning, Message: "writing the support bundle failed: " + berr.Error()})
-	}
-	res.Bundle = path
-	return res
-}
-
-// resolveInputs reads the bootstrap Secrets' values and checks the Git credentials against
-// the GitRepository that uses them.
-func (s *state) resolveInputs(ctx context.Context) error {
-	secrets, values, err := resolveSecrets(osSourcesWith(s.opts.Repo, s.opts.Getenv), s.agent.Secrets)
-	if err != nil {
-		return err
-	}
-	s.secrets, s.secretValues, s.resolved = secrets, values, true
-
-	tree, err := s.Tree(ctx)
-	if err != nil {
-		return &InputError{Err: err}
-	}
-	repo, ok := tree.Get(fluxtree.SourceGroup, "GitRepository", "flux-system", "flux-system")
-	if !ok {
-		return &InputError{Err: fmt.Errorf("%s: no GitRepository flux-system/flux-system (the Flux entry's source)", s.cluster.FluxSystem)}
-	}
-	secretName, _, _ := unstructured.NestedString(repo.Object, "spec", "secretRef", "name")
-	if secretName == "" {
-		return nil
-	}
-	url, _, _ := unstructured.NestedString(repo.Object, "spec", "url")
-	for _, sec := range s.secrets {
-		if sec.Namespace == "flux-system" && sec.Name == secretName {
-			return checkGitSecret("flux-system/flux-system", url, sec)
-		}
-	}
-	if _, err := s.k.client.CoreV1().Secrets("flux-system").Get(ctx, secretName, metav1.GetOptions{}); err == nil {
-		return nil // created earlier, e.g. by hand: Flux can use it
-	}
-	return &InputError{Err: fmt.Errorf("GitRepository flux-system/flux-system (%s) reads Secret flux-system/%s, which is neither in the cluster nor in agent.secrets of %s",
-		tree.Locate("GitRepository", "flux-system"), secretName, spec.DefaultPath)}
-}
-
-func osSourcesWith(repo string, getenv func(string) (string, bool)) secretSources {
-	src := osSources(repo)
-	src.getenv = getenv
-	return src
 }

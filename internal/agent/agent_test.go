@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,12 +17,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/utils/ptr"
 
 	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
-// fakePhase records what the manager did with it.
+// fakePhase records what the manager did with it; its facts say who produced them.
 type fakePhase struct {
 	name    string
 	done    bool
@@ -34,65 +33,82 @@ type fakePhase struct {
 
 func (p *fakePhase) Name() string  { return p.name }
 func (p *fakePhase) Title() string { return "doing " + p.name }
-func (p *fakePhase) Done(context.Context) (bool, string, error) {
+func (p *fakePhase) Done(context.Context) (Outcome[string], error) {
 	p.checked = true
-	return p.done, "it is", nil
+	return Outcome[string]{Done: p.done, Why: "it is", Facts: p.name + " found"}, nil
 }
-func (p *fakePhase) Run(ctx context.Context) error {
+func (p *fakePhase) Run(ctx context.Context) (string, error) {
 	p.ran = true
 	if p.block {
 		<-ctx.Done()
-		return ctx.Err()
+		return "", ctx.Err()
 	}
-	return p.runErr
+	return p.name + " ran", p.runErr
 }
 
-func TestManagerRunsInOrderAndSkipsDone(t *testing.T) {
-	a, b, c := &fakePhase{name: "a"}, &fakePhase{name: "b", done: true}, &fakePhase{name: "c"}
+// dryPhase can dry-run.
+type dryPhase struct{ fakePhase }
+
+func (p *dryPhase) DryRun(context.Context) (string, error) { return p.name + " dry", nil }
+
+// Phases run in order, a done one is passed over and hands on the facts its check found, a
+// phase that ran hands on its own; the manager remembers which ran and when each finished.
+func TestManagerRunsAndSkipsDone(t *testing.T) {
+	a, b := &fakePhase{name: "a"}, &fakePhase{name: "b", done: true}
 	var out bytes.Buffer
-	var order []string
-	m := &Manager{Phases: []Phase{a, b, c}, Reporter: NewReporter(&out, false),
-		OnDone: func(p string, _ time.Time, ran bool) { order = append(order, fmt.Sprintf("%s:%v", p, ran)) }}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
+	m := &Manager{Reporter: NewReporter(&out, false)}
+	ctx := context.Background()
+	if f, err := RunPhase(ctx, m, a); err != nil || f != "a ran" || !a.ran {
+		t.Fatalf("a: %q %v ran=%v", f, err, a.ran)
 	}
-	if !a.ran || b.ran || !c.ran {
-		t.Errorf("ran a=%v b=%v c=%v, want a and c only", a.ran, b.ran, c.ran)
+	if f, err := RunPhase(ctx, m, b); err != nil || f != "b found" || b.ran {
+		t.Fatalf("b: %q %v ran=%v", f, err, b.ran)
 	}
-	if got := strings.Join(order, " "); got != "a:true b:false c:true" {
-		t.Errorf("OnDone order = %s", got)
+	if !m.RanAny() || len(m.Finished()) != 2 {
+		t.Errorf("RanAny %v, finished %v", m.RanAny(), m.Finished())
 	}
 	text := out.String()
-	for _, want := range []string{"► a: doing a", "✔ a: done", "✔ b: already done: it is", "► c: doing c"} {
+	for _, want := range []string{"► a: doing a", "✔ a: done", "✔ b: already done: it is"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
+	only := &Manager{Reporter: NewReporter(io.Discard, false)}
+	if _, err := RunPhase(ctx, only, &fakePhase{name: "c", done: true}); err != nil || only.RanAny() {
+		t.Errorf("a done phase counted as run: %v", err)
+	}
 
 	// Force runs done phases too.
-	b.ran = false
 	m.Force = true
-	if err := m.Run(context.Background()); err != nil || !b.ran {
-		t.Errorf("force: err=%v b.ran=%v", err, b.ran)
+	if f, err := RunPhase(ctx, m, b); err != nil || !b.ran || f != "b ran" {
+		t.Errorf("force: %q err=%v b.ran=%v", f, err, b.ran)
 	}
 }
 
-func TestManagerStopsAtFailureAndTimeout(t *testing.T) {
+// Under --dry-run a phase's DryRun runs instead of Run; a phase without one is passed over.
+func TestManagerDryRun(t *testing.T) {
+	m := &Manager{DryRun: true, Reporter: NewReporter(io.Discard, false)}
+	d := &dryPhase{fakePhase{name: "d"}}
+	if f, err := RunPhase(context.Background(), m, d); err != nil || f != "d dry" || d.ran {
+		t.Errorf("dry phase: %q %v ran=%v", f, err, d.ran)
+	}
+	w := &fakePhase{name: "w"}
+	if f, err := RunPhase(context.Background(), m, w); err != nil || f != "" || w.ran {
+		t.Errorf("phase without a dry run: %q %v ran=%v", f, err, w.ran)
+	}
+}
+
+func TestManagerFailureAndTimeout(t *testing.T) {
 	boom := errors.New("boom")
-	a, b, c := &fakePhase{name: "a"}, &fakePhase{name: "b", runErr: boom}, &fakePhase{name: "c"}
-	m := &Manager{Phases: []Phase{a, b, c}, Reporter: NewReporter(&bytes.Buffer{}, false)}
-	err := m.Run(context.Background())
+	m := &Manager{Reporter: NewReporter(&bytes.Buffer{}, false)}
+	_, err := RunPhase(context.Background(), m, &fakePhase{name: "b", runErr: boom})
 	var pe *PhaseError
 	if !errors.As(err, &pe) || pe.Phase != "b" || !errors.Is(err, boom) || pe.Timeout != 0 {
 		t.Fatalf("err = %#v", err)
 	}
-	if c.checked || c.ran {
-		t.Error("a phase after the failure was touched")
-	}
 
-	slow := &fakePhase{name: "slow", block: true}
-	m = &Manager{Phases: []Phase{slow}, Reporter: NewReporter(&bytes.Buffer{}, false), Timeouts: map[string]time.Duration{"slow": 20 * time.Millisecond}}
-	err = m.Run(context.Background())
+	m.Timeouts = map[string]time.Duration{"slow": 20 * time.Millisecond}
+	_, err = RunPhase(context.Background(), m, &fakePhase{name: "slow", block: true})
 	if !errors.As(err, &pe) || pe.Timeout != 20*time.Millisecond || !strings.Contains(err.Error(), "timed out after 20ms") {
 		t.Fatalf("timeout err = %v", err)
 	}
@@ -100,33 +116,30 @@ func TestManagerStopsAtFailureAndTimeout(t *testing.T) {
 	// A cancelled run is not reported as the phase's timeout.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	slow = &fakePhase{name: "slow", block: true}
-	m.Phases = []Phase{slow}
 	m.Timeouts = map[string]time.Duration{"slow": time.Hour}
-	if err := m.Run(ctx); !errors.As(err, &pe) || pe.Timeout != 0 {
+	if _, err := RunPhase(ctx, m, &fakePhase{name: "slow", block: true}); !errors.As(err, &pe) || pe.Timeout != 0 {
 		t.Fatalf("cancelled err = %v", err)
 	}
 }
 
 func TestManagerAllDone(t *testing.T) {
-	m := &Manager{Phases: []Phase{&fakePhase{name: "a", done: true}, &fakePhase{name: "b"}}}
-	notDone, _, err := m.AllDone(context.Background())
+	a, b := &fakePhase{name: "a", done: true}, &fakePhase{name: "b"}
+	m := &Manager{Reporter: NewReporter(io.Discard, false)}
+	notDone, _, err := m.AllDone(context.Background(), Check(a), Check(b))
 	if err != nil || notDone != "b" {
 		t.Errorf("AllDone = %q, %v", notDone, err)
 	}
 	var out bytes.Buffer
 	m.Reporter = NewReporter(&out, false)
-	m.Phases[1].(*fakePhase).done = true
-	if notDone, _, _ := m.AllDone(context.Background()); notDone != "" {
+	b.done = true
+	if notDone, _, _ := m.AllDone(context.Background(), Check(a), Check(b)); notDone != "" {
 		t.Errorf("AllDone = %q, want all done", notDone)
 	}
 	if got := out.String(); !strings.Contains(got, "✔ a: already done: it is") || !strings.Contains(got, "✔ b: already done: it is") {
 		t.Errorf("all done: output %q, want a skip line per phase", got)
 	}
-	for _, p := range m.Phases {
-		if p.(*fakePhase).ran {
-			t.Error("AllDone ran a phase")
-		}
+	if a.ran || b.ran {
+		t.Error("AllDone ran a phase")
 	}
 }
 
@@ -234,55 +247,6 @@ func TestMarkerRoundTrip(t *testing.T) {
 	bad.Data["phase.x"] = "yesterday"
 	if _, err := readMarker(context.Background(), fake.NewClientset(bad)); err == nil || !strings.Contains(err.Error(), "phase.x") {
 		t.Errorf("bad phase time: %v", err)
-	}
-}
-
-func TestLock(t *testing.T) {
-	ctx := context.Background()
-	c := fake.NewClientset()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	a := &Lock{Client: c, Identity: "a", TTL: 15 * time.Second, PollInterval: time.Millisecond, now: clock}
-	b := &Lock{Client: c, Identity: "b", TTL: 15 * time.Second, PollInterval: time.Millisecond, now: clock}
-	if err := a.Acquire(ctx, time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
-	var told []string
-	err := b.Acquire(ctx, 20*time.Millisecond, func(h string) { told = append(told, h) })
-	var held *LockHeldError
-	if !errors.As(err, &held) || held.Holder != "a" || !strings.Contains(err.Error(), "kube-system/bootcore-agent") {
-		t.Fatalf("second agent: %v", err)
-	}
-	if strings.Join(told, ",") != "a" {
-		t.Errorf("told about holders %v, want [a] once", told)
-	}
-
-	// a renews; b still waits. Once a stops renewing for longer than the TTL, b takes over.
-	now = now.Add(10 * time.Second)
-	if err := a.renew(ctx); err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(10 * time.Second)
-	if err := b.Acquire(ctx, 20*time.Millisecond, nil); !errors.As(err, &held) {
-		t.Fatalf("lock taken although renewed 10s ago: %v", err)
-	}
-	now = now.Add(6 * time.Second)
-	if err := b.Acquire(ctx, time.Second, nil); err != nil {
-		t.Fatalf("expired lock not taken over: %v", err)
-	}
-	lease, _ := c.CoordinationV1().Leases(LockNamespace).Get(ctx, LockName, metav1.GetOptions{})
-	if ptr.Deref(lease.Spec.HolderIdentity, "") != "b" {
-		t.Errorf("holder = %v", lease.Spec.HolderIdentity)
-	}
-
-	// Release deletes only the holder's own lease.
-	a.Release()
-	if _, err := c.CoordinationV1().Leases(LockNamespace).Get(ctx, LockName, metav1.GetOptions{}); err != nil {
-		t.Errorf("a released b's lock: %v", err)
-	}
-	b.Release()
-	if _, err := c.CoordinationV1().Leases(LockNamespace).Get(ctx, LockName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("lock not released: %v", err)
 	}
 }
 
@@ -444,39 +408,6 @@ func TestRemoveFromInventory(t *testing.T) {
 	}
 	if _, err := empty.CoreV1().ConfigMaps(TalosInventoryNamespace).Get(ctx, TalosInventoryName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Error("an inventory was created")
-	}
-}
-
-func TestReadBootObjectsBothContracts(t *testing.T) {
-	dir := t.TempDir()
-	cni := "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: cilium, namespace: kube-system}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: cilium-operator, namespace: kube-system}\n"
-	crds := "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a.example.com}\n"
-	indent := func(s string) string {
-		return "        " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n        ") + "\n"
-	}
-	v1alpha1 := "cluster:\n  inlineManifests:\n    - name: bootcore-crds\n      contents: |\n" + indent(crds) + "    - name: bootcore-cni\n      contents: |\n" + indent(cni)
-	v114 := "apiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: bootcore-cni\nmanifest: |\n" + strings.ReplaceAll(indent(cni), "        ", "  ") +
-		"---\napiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: bootcore-crds\nmanifest: |\n" + strings.ReplaceAll(indent(crds), "        ", "  ")
-	for name, content := range map[string]string{"v1alpha1": v1alpha1, "v1.14": v114} {
-		p := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		b, err := readBootObjects(p)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if len(b.CRDs) != 1 || len(b.CNI) != 2 || b.CNI[1].GetName() != "cilium-operator" || len(b.all()) != 3 {
-			t.Errorf("%s: crds %d cni %d", name, len(b.CRDs), len(b.CNI))
-		}
-	}
-	p := filepath.Join(dir, "other.yaml")
-	_ = os.WriteFile(p, []byte("machine: {}\n"), 0o644)
-	if _, err := readBootObjects(p); err == nil || !strings.Contains(err.Error(), `no inline manifest "bootcore-cni"`) {
-		t.Errorf("err = %v", err)
-	}
-	if _, err := readBootObjects(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "run bootcore gen") {
-		t.Errorf("err = %v", err)
 	}
 }
 

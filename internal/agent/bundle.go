@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/bootcore-dev/bootcore/internal/kube"
+	"github.com/bootcore-dev/bootcore/internal/render"
 )
 
 // fluxResources are the Flux kinds the bundle lists in every namespace.
@@ -81,13 +85,37 @@ func (z *zipArchive) Write(path string, contents []byte) error {
 
 func (z *zipArchive) Close() error { return z.w.Close() }
 
-// writeBundle collects what explains a failed hand-over into a zip file and returns its path.
-// It uses go-talos-support's Kubernetes collectors plus the agent's own (Flux objects,
-// workloads, events, controller logs, Helm release list, Secret names without values).
-func (s *state) writeBundle(failure error) (string, error) {
-	if s.k == nil {
-		return "", nil
+// writeBundle makes the result of a run that failed with access to the cluster: exit 1 and a
+// support bundle (secrets are the values read, redacted from it).
+func writeBundle(ctx context.Context, e env, secrets [][]byte, failure error) *Result {
+	res := &Result{ExitCode: ExitFailed, Err: failure}
+	var ie *InputError
+	if errors.As(failure, &ie) {
+		res.ExitCode = ExitInvalid
+		return res
 	}
+	if e.opts.DryRun {
+		return res
+	}
+	b := &bundleWriter{env: e, secrets: secrets}
+	path, err := b.write(ctx, failure)
+	if err != nil {
+		e.rep.Emit(Event{Type: EventWarning, Message: "writing the support bundle failed: " + err.Error()})
+	}
+	res.Bundle = path
+	return res
+}
+
+// bundleWriter writes a support bundle.
+type bundleWriter struct {
+	env
+	secrets [][]byte
+}
+
+// write collects what explains a failed hand-over into a zip file and returns its path. It
+// uses go-talos-support's Kubernetes collectors plus the agent's own (Flux objects,
+// workloads, events, controller logs, Helm release list, Secret names without values).
+func (s *bundleWriter) write(_ context.Context, failure error) (string, error) {
 	if err := os.MkdirAll(s.opts.BundleDir, 0o755); err != nil {
 		return "", err
 	}
@@ -100,10 +128,10 @@ func (s *state) writeBundle(failure error) (string, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	archive := &redactingArchive{Archive: &zipArchive{w: zip.NewWriter(f)}, secrets: s.secretValues}
+	archive := &redactingArchive{Archive: &zipArchive{w: zip.NewWriter(f)}, secrets: s.secrets}
 	var logBuf bytes.Buffer
 	opts := bundle.NewOptions(bundle.WithArchive(archive), bundle.WithLogOutput(&logBuf), bundle.WithNumWorkers(2))
-	cols := collectors.GetKubernetesCollectors(ctx, opts.Log, s.k.clientset)
+	cols := collectors.GetKubernetesCollectors(ctx, opts.Log, s.k.Clientset)
 	cols = append(cols, s.bundleCollectors(ctx, failure)...)
 	cols = append(cols, s.talosCollectors(ctx, opts.Log)...)
 	if err := support.CreateSupportBundle(ctx, opts, cols...); err != nil {
@@ -112,7 +140,7 @@ func (s *state) writeBundle(failure error) (string, error) {
 	return path, f.Close()
 }
 
-func (s *state) bundleCollectors(ctx context.Context, failure error) []*collectors.Collector {
+func (s *bundleWriter) bundleCollectors(ctx context.Context, failure error) []*collectors.Collector {
 	c := func(path string, fn func() ([]byte, error)) *collectors.Collector {
 		return collectors.NewCollector("bootcore/"+path, fn)
 	}
@@ -128,14 +156,14 @@ func (s *state) bundleCollectors(ctx context.Context, failure error) []*collecto
 			return b.Bytes(), nil
 		}),
 		c("cluster-events.yaml", func() ([]byte, error) {
-			list, err := s.k.client.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+			list, err := s.k.Clientset.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return nil, err
 			}
-			sort.Slice(list.Items, func(i, j int) bool { return eventTime(list.Items[i]).Before(eventTime(list.Items[j])) })
+			sort.Slice(list.Items, func(i, j int) bool { return kube.EventTime(list.Items[i]).Before(kube.EventTime(list.Items[j])) })
 			var lines []string
 			for _, ev := range list.Items {
-				lines = append(lines, fmt.Sprintf("%s %s %s %s/%s %s: %s", eventTime(ev).UTC().Format(time.RFC3339), ev.Type,
+				lines = append(lines, fmt.Sprintf("%s %s %s %s/%s %s: %s", kube.EventTime(ev).UTC().Format(time.RFC3339), ev.Type,
 					ev.InvolvedObject.Kind, ev.InvolvedObject.Namespace, ev.InvolvedObject.Name, ev.Reason, strings.TrimSpace(ev.Message)))
 			}
 			return []byte(strings.Join(lines, "\n") + "\n"), nil
@@ -155,13 +183,13 @@ func (s *state) bundleCollectors(ctx context.Context, failure error) []*collecto
 		}
 	}
 	for _, cm := range [][2]string{{MarkerNamespace, MarkerName}, {TalosInventoryNamespace, TalosInventoryName}, {"flux-system", "cluster-settings"}} {
-		out = append(out, c("configmaps/"+cm[0]+"-"+cm[1]+".yaml", s.getYAML(ctx, gvkConfigMap, cm[0], cm[1])))
+		out = append(out, c("configmaps/"+cm[0]+"-"+cm[1]+".yaml", s.getYAML(ctx, kube.ConfigMap, cm[0], cm[1])))
 	}
 	out = append(out, s.logCollectors(ctx, "flux-system")...)
 	return out
 }
 
-func (s *state) bundleNamespaces() []string {
+func (s *bundleWriter) bundleNamespaces() []string {
 	set := map[string]bool{"kube-system": true, "flux-system": true}
 	for _, ns := range s.agent.Namespaces {
 		set[ns] = true
@@ -185,9 +213,9 @@ func clean(u *unstructured.Unstructured) {
 	u.SetAnnotations(ann)
 }
 
-func (s *state) listYAML(ctx context.Context, gvr schema.GroupVersionResource, namespace string) func() ([]byte, error) {
+func (s *bundleWriter) listYAML(ctx context.Context, gvr schema.GroupVersionResource, namespace string) func() ([]byte, error) {
 	return func() ([]byte, error) {
-		list, err := s.k.dyn.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		list, err := s.k.Dynamic.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return []byte("# " + err.Error() + "\n"), nil
 		}
@@ -196,13 +224,13 @@ func (s *state) listYAML(ctx context.Context, gvr schema.GroupVersionResource, n
 			clean(&list.Items[i])
 			objs = append(objs, &list.Items[i])
 		}
-		return yamlDocs(objs), nil
+		return render.Encode(objs)
 	}
 }
 
-func (s *state) getYAML(ctx context.Context, gvk schema.GroupVersionKind, namespace, name string) func() ([]byte, error) {
+func (s *bundleWriter) getYAML(ctx context.Context, gvk schema.GroupVersionKind, namespace, name string) func() ([]byte, error) {
 	return func() ([]byte, error) {
-		u, err := s.k.get(ctx, gvk, namespace, name)
+		u, err := s.k.Get(ctx, kube.Ref{GVK: gvk, Namespace: namespace, Name: name})
 		if err != nil {
 			return []byte("# " + err.Error() + "\n"), nil
 		}
@@ -212,11 +240,11 @@ func (s *state) getYAML(ctx context.Context, gvk schema.GroupVersionKind, namesp
 }
 
 // secretNames lists Secrets by name, type and keys: enough to see one is missing, no values.
-func (s *state) secretNames(ctx context.Context) func() ([]byte, error) {
+func (s *bundleWriter) secretNames(ctx context.Context) func() ([]byte, error) {
 	return func() ([]byte, error) {
 		var lines []string
 		for _, ns := range s.bundleNamespaces() {
-			list, err := s.k.client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+			list, err := s.k.Clientset.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				lines = append(lines, fmt.Sprintf("%s: %v", ns, err))
 				continue
@@ -236,9 +264,9 @@ func (s *state) secretNames(ctx context.Context) func() ([]byte, error) {
 
 // helmReleaseList reads Helm's release Secrets by their labels only (the Secret data holds the
 // release, values included, and is not read).
-func (s *state) helmReleaseList(ctx context.Context) func() ([]byte, error) {
+func (s *bundleWriter) helmReleaseList(ctx context.Context) func() ([]byte, error) {
 	return func() ([]byte, error) {
-		list, err := s.k.client.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+		list, err := s.k.Clientset.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
 		if err != nil {
 			return []byte(err.Error() + "\n"), nil
 		}
@@ -254,8 +282,8 @@ func (s *state) helmReleaseList(ctx context.Context) func() ([]byte, error) {
 
 // logCollectors fetch the last lines of every container log in namespace (the Flux
 // controllers). A log the API cannot serve is recorded as the error instead.
-func (s *state) logCollectors(ctx context.Context, namespace string) []*collectors.Collector {
-	pods, err := s.k.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+func (s *bundleWriter) logCollectors(ctx context.Context, namespace string) []*collectors.Collector {
+	pods, err := s.k.Clientset.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return []*collectors.Collector{collectors.NewCollector("bootcore/logs/"+namespace+"/error.txt", func() ([]byte, error) {
 			return []byte(err.Error() + "\n"), nil
@@ -266,7 +294,7 @@ func (s *state) logCollectors(ctx context.Context, namespace string) []*collecto
 		for _, ctr := range pod.Spec.Containers {
 			path := fmt.Sprintf("bootcore/logs/%s/%s/%s.log", namespace, pod.Name, ctr.Name)
 			out = append(out, collectors.NewCollector(path, func() ([]byte, error) {
-				req := s.k.client.CoreV1().Pods(namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: ctr.Name, TailLines: ptr.To(int64(2000))})
+				req := s.k.Clientset.CoreV1().Pods(namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: ctr.Name, TailLines: ptr.To(int64(2000))})
 				rc, err := req.Stream(ctx)
 				if err != nil {
 					return []byte("# logs unavailable: " + err.Error() + "\n"), nil
@@ -286,7 +314,7 @@ type talosSupport interface {
 
 // talosCollectors adds the Talos side of the bundle (as talosctl support does) when the agent
 // holds a Talos client: per control-plane node, dmesg, service logs, resources, version.
-func (s *state) talosCollectors(ctx context.Context, log collectors.Logger) []*collectors.Collector {
+func (s *bundleWriter) talosCollectors(ctx context.Context, log collectors.Logger) []*collectors.Collector {
 	t, ok := s.opts.Talos.(talosSupport)
 	if !ok || s.opts.Talos == nil {
 		return nil
@@ -294,7 +322,7 @@ func (s *state) talosCollectors(ctx context.Context, log collectors.Logger) []*c
 	nodes := s.opts.Talos.Nodes()
 	if len(nodes) == 0 {
 		var err error
-		if nodes, err = controlPlaneAddresses(ctx, s.k.client); err != nil {
+		if nodes, err = controlPlaneAddresses(ctx, s.k); err != nil {
 			return nil
 		}
 	}

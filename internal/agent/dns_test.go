@@ -11,6 +11,8 @@ import (
 
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
 	"github.com/bootcore-dev/bootcore/integration/testbed"
+	"github.com/bootcore-dev/bootcore/internal/kube"
+	"github.com/bootcore-dev/bootcore/talos"
 )
 
 // The boot CNI as an inline manifest, shaped like Cilium's agent where the bed looks
@@ -43,14 +45,14 @@ func TestClusterDNSIsTalosCoreDNSWithoutADNSRelease(t *testing.T) {
 	c := testbed.StartT(t, testbed.Options{Name: "talosdns", ControlPlanes: 1, Workers: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	k, err := newKube(c.Config)
+	k, err := kube.New(c.Config, FieldManager)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &state{k: k, rep: NewReporter(os.Stderr, true), opts: Options{PollInterval: time.Second}}
-	noDNSRelease := &bootObjects{Path: "generated/infra/controlplane.yaml"}
+	noDNSRelease := &talos.Boot{Path: "generated/infra/controlplane.yaml"}
+	p := &waitCNIPhase{env{inputs: &inputs{opts: Options{PollInterval: time.Second}, boot: noDNSRelease}, k: k, rep: NewReporter(os.Stderr, true)}}
 
-	ok, msg, err := s.clusterDNSReady(ctx, noDNSRelease)
+	ok, msg, err := p.clusterDNSReady(ctx)
 	if err != nil || ok || msg != "cluster DNS (Talos's own CoreDNS): Service kube-system/kube-dns has no ready endpoint yet" {
 		t.Fatalf("before boot: ready %v, %q, %v", ok, msg, err)
 	}
@@ -66,7 +68,7 @@ func TestClusterDNSIsTalosCoreDNSWithoutADNSRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		ok, msg, err = s.clusterDNSReady(ctx, noDNSRelease)
+		ok, msg, err = p.clusterDNSReady(ctx)
 		return ok, err
 	})
 	if err != nil || !strings.HasPrefix(msg, "cluster DNS (Talos's own CoreDNS): Service kube-system/kube-dns has 2 ready endpoint(s)") {

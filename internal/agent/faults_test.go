@@ -32,21 +32,21 @@ type flakyPhase struct {
 
 func (p *flakyPhase) Name() string  { return "flaky" }
 func (p *flakyPhase) Title() string { return "flaky" }
-func (p *flakyPhase) Done(context.Context) (bool, string, error) {
+func (p *flakyPhase) Done(context.Context) (Outcome[struct{}], error) {
 	if p.checkFails > 0 {
 		p.checkFails--
-		return false, "", p.err
+		return Outcome[struct{}]{}, p.err
 	}
-	return p.done, "done", nil
+	return Outcome[struct{}]{Done: p.done, Why: "done"}, nil
 }
-func (p *flakyPhase) Run(context.Context) error {
+func (p *flakyPhase) Run(context.Context) (struct{}, error) {
 	p.runs++
 	if p.runFails > 0 {
 		p.runFails--
-		return p.err
+		return struct{}{}, p.err
 	}
 	p.done = true
-	return nil
+	return struct{}{}, nil
 }
 
 // An API server that refuses connections for a while (restart) is waited out: the check and
@@ -55,8 +55,8 @@ func TestManagerRetriesTransientErrors(t *testing.T) {
 	refused := fmt.Errorf("helm install: %w", syscall.ECONNREFUSED)
 	p := &flakyPhase{checkFails: 1, runFails: 1, err: refused}
 	var out bytes.Buffer
-	m := &Manager{Phases: []Phase{p}, Reporter: NewReporter(&out, false)}
-	if err := m.Run(context.Background()); err != nil {
+	m := &Manager{Reporter: NewReporter(&out, false)}
+	if _, err := RunPhase(context.Background(), m, p); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	if p.runs != 2 || strings.Count(out.String(), "retrying in") != 2 || strings.Count(out.String(), "► flaky") != 1 {
@@ -64,15 +64,15 @@ func TestManagerRetriesTransientErrors(t *testing.T) {
 	}
 
 	p = &flakyPhase{runFails: 5, err: errors.New("invalid spec")}
-	m = &Manager{Phases: []Phase{p}, Reporter: NewReporter(io.Discard, false)}
-	if err := m.Run(context.Background()); err == nil || p.runs != 1 {
+	m = &Manager{Reporter: NewReporter(io.Discard, false)}
+	if _, err := RunPhase(context.Background(), m, p); err == nil || p.runs != 1 {
 		t.Errorf("permanent error: err=%v runs=%d, want one run", err, p.runs)
 	}
 
 	p = &flakyPhase{runFails: 1000, err: refused}
-	m = &Manager{Phases: []Phase{p}, Reporter: NewReporter(io.Discard, false), Timeouts: map[string]time.Duration{"flaky": 1500 * time.Millisecond}}
+	m = &Manager{Reporter: NewReporter(io.Discard, false), Timeouts: map[string]time.Duration{"flaky": 1500 * time.Millisecond}}
 	var pe *PhaseError
-	if err := m.Run(context.Background()); !errors.As(err, &pe) || pe.Timeout == 0 || !strings.Contains(err.Error(), "connection refused") {
+	if _, err := RunPhase(context.Background(), m, p); !errors.As(err, &pe) || pe.Timeout == 0 || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("retries past the timeout: %v", err)
 	}
 }
@@ -104,8 +104,7 @@ func TestDiscardInterruptedReleases(t *testing.T) {
 				}
 			}
 			var out bytes.Buffer
-			s := &state{rep: NewReporter(&out, false)}
-			if err := s.discardInterrupted(cfg, fr); err != nil {
+			if err := discardInterrupted(NewReporter(&out, false), cfg, fr); err != nil {
 				t.Fatal(err)
 			}
 			h, _ := cfg.Releases.History("flux-operator")

@@ -5,21 +5,52 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/bootcore-dev/bootcore/internal/kube"
 )
 
-// A Phase is one ordered step of the hand-over (the shape of k0sctl's phase manager): a
-// name, a title, a read-only check whether its outcome is already in place, and the work.
-// Run must be idempotent: an agent killed in the middle of Run runs it again next time.
-type Phase interface {
+// A Phase is one ordered step of the hand-over, on the shape of k0sctl's phase manager: a
+// name, a title, a read-only check whether its outcome is in place, and the work. Both the
+// check and the work hand what later phases need on as typed facts F (the Helm chart versions
+// installed, the Git revision handed over), so phases share no state. Run must be idempotent:
+// an agent killed in the middle of Run runs it again next time.
+type Phase[F any] interface {
 	// Name is the phase's short name, used in events, flags and the hand-over marker.
 	Name() string
 	// Title says what the phase does, for the start event.
 	Title() string
 	// Done reports, without writing anything, whether the phase's outcome is in place.
-	// why explains the answer for the skip event (done) or the bundle (not done).
-	Done(ctx context.Context) (done bool, why string, err error)
-	// Run does the work. With dry-run, it reports what it would change and writes nothing.
-	Run(ctx context.Context) error
+	Done(ctx context.Context) (Outcome[F], error)
+	// Run does the work.
+	Run(ctx context.Context) (F, error)
+}
+
+// Outcome is what a phase's check found.
+type Outcome[F any] struct {
+	Done bool
+	// Why explains the answer, for the skip event (done) or the support bundle (not done).
+	Why string
+	// Facts are the phase's facts, when Done.
+	Facts F
+}
+
+// DryRunner is a phase that can say what it would change without writing anything: under
+// --dry-run the manager calls DryRun instead of Run. A phase without it is passed over.
+type DryRunner[F any] interface {
+	DryRun(ctx context.Context) (F, error)
+}
+
+// Preparer is a phase with inputs to read before anything is written (environment variables,
+// files): the manager prepares every phase before the first write, so a missing input
+// changes nothing. An input the user must fix is an *InputError (exit 2).
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}
+
+// named is what every phase is, whatever its facts.
+type named interface {
+	Name() string
+	Title() string
 }
 
 // PhaseError is a phase that failed or timed out.
@@ -38,18 +69,19 @@ func (e *PhaseError) Error() string {
 
 func (e *PhaseError) Unwrap() error { return e.Err }
 
-// Manager runs phases in order, each under its own timeout.
+// Manager runs phases, each under its own timeout, and remembers when each finished.
 type Manager struct {
-	Phases []Phase
 	// Timeouts per phase name; a phase without one runs until the parent context ends.
 	Timeouts map[string]time.Duration
 	// Force runs phases whose Done check says they are done.
-	Force    bool
+	Force bool
+	// DryRun calls DryRun instead of Run, and passes over phases that cannot dry-run.
+	DryRun   bool
 	Reporter *Reporter
-	// OnDone is called after each phase that ran (ran=true) or was skipped as done, with
-	// the time it finished.
-	OnDone func(phase string, at time.Time, ran bool)
-	now    func() time.Time
+
+	finished map[string]time.Time
+	ranAny   bool
+	now      func() time.Time
 }
 
 func (m *Manager) clock() time.Time {
@@ -59,17 +91,44 @@ func (m *Manager) clock() time.Time {
 	return time.Now()
 }
 
-// Run runs every phase in order and stops at the first failure, returning a *PhaseError.
-func (m *Manager) Run(ctx context.Context) error {
-	for _, p := range m.Phases {
-		if err := m.runOne(ctx, p); err != nil {
-			return err
+// Finished is when each phase finished (ran, or was found done) in this run.
+func (m *Manager) Finished() map[string]time.Time {
+	out := map[string]time.Time{}
+	for k, v := range m.finished {
+		out[k] = v
+	}
+	return out
+}
+
+// RanAny says whether any phase did its work in this run (rather than finding it done).
+func (m *Manager) RanAny() bool { return m.ranAny }
+
+func (m *Manager) record(phase string, at time.Time, ran bool) {
+	if m.finished == nil {
+		m.finished = map[string]time.Time{}
+	}
+	m.finished[phase] = at
+	m.ranAny = m.ranAny || ran
+}
+
+// Prepare reads every phase's inputs (see Preparer), before anything is written.
+func (m *Manager) Prepare(ctx context.Context, phases ...named) error {
+	for _, p := range phases {
+		if pr, ok := p.(Preparer); ok {
+			if err := pr.Prepare(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func (m *Manager) runOne(ctx context.Context, p Phase) error {
+// RunPhase runs one phase: passed over when its check says its outcome is in place (unless Force),
+// else its work (or dry run). An API server or etcd that is briefly away (restarted, a leader
+// change) is waited out: the check and the idempotent work are retried until the phase's
+// timeout. A failure is a *PhaseError.
+func RunPhase[F any](ctx context.Context, m *Manager, p Phase[F]) (F, error) {
+	var zero F
 	start := m.clock()
 	timeout := m.Timeouts[p.Name()]
 	pctx := ctx
@@ -78,21 +137,18 @@ func (m *Manager) runOne(ctx context.Context, p Phase) error {
 		pctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	fail := func(err error) error {
+	fail := func(err error) (F, error) {
 		pe := &PhaseError{Phase: p.Name(), Err: err}
 		// Only this phase's own deadline counts as its timeout; a cancelled parent is not one.
 		if timeout > 0 && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			pe.Timeout = timeout
 		}
 		m.Reporter.Emit(Event{Type: EventFail, Phase: p.Name(), Message: err.Error(), Elapsed: m.clock().Sub(start).Seconds()})
-		return pe
+		return zero, pe
 	}
-
-	// An API server or etcd that is briefly away (restarted, leader change) is waited out:
-	// the check and the (idempotent) work are retried until the phase's timeout.
 	retries := 0
 	retry := func(what string, err error) bool {
-		if !transient(err) || pctx.Err() != nil {
+		if !kube.Transient(err) || pctx.Err() != nil {
 			return false
 		}
 		retries++
@@ -104,68 +160,90 @@ func (m *Manager) runOne(ctx context.Context, p Phase) error {
 		}
 		return pctx.Err() == nil
 	}
+
+	work := p.Run
+	if m.DryRun {
+		d, ok := p.(DryRunner[F])
+		if !ok {
+			m.Reporter.Emit(Event{Type: EventSkip, Phase: p.Name(), Message: "not run in a dry run: " + p.Title()})
+			return zero, nil
+		}
+		work = d.DryRun
+	}
 	started := false
 	for {
 		if !m.Force {
-			done, why, err := p.Done(pctx)
+			out, err := p.Done(pctx)
 			if err != nil {
 				if retry("checking whether it is done", err) {
 					continue
 				}
 				return fail(fmt.Errorf("checking whether it is done: %w", err))
 			}
-			if done && !started {
-				m.Reporter.Emit(Event{Type: EventSkip, Phase: p.Name(), Message: "already done: " + why, Elapsed: m.clock().Sub(start).Seconds()})
-				if m.OnDone != nil {
-					m.OnDone(p.Name(), m.clock(), false)
-				}
-				return nil
+			if out.Done && !started {
+				m.Reporter.Emit(Event{Type: EventSkip, Phase: p.Name(), Message: "already done: " + out.Why, Elapsed: m.clock().Sub(start).Seconds()})
+				m.record(p.Name(), m.clock(), false)
+				return out.Facts, nil
 			}
-			if done {
-				break // a retried Run finished before it could say so
+			if out.Done {
+				// A retried Run finished before it could say so.
+				m.Reporter.Emit(Event{Type: EventDone, Phase: p.Name(), Message: "done", Elapsed: m.clock().Sub(start).Seconds()})
+				m.record(p.Name(), m.clock(), true)
+				return out.Facts, nil
 			}
 		}
 		if !started {
 			m.Reporter.Emit(Event{Type: EventStart, Phase: p.Name(), Message: p.Title()})
 			started = true
 		}
-		err := p.Run(pctx)
+		facts, err := work(pctx)
 		if err == nil {
-			break
+			end := m.clock()
+			m.Reporter.Emit(Event{Type: EventDone, Phase: p.Name(), Message: "done", Elapsed: end.Sub(start).Seconds()})
+			m.record(p.Name(), end, true)
+			return facts, nil
 		}
 		if retry("interrupted", err) {
 			continue
 		}
 		return fail(err)
 	}
-	end := m.clock()
-	m.Reporter.Emit(Event{Type: EventDone, Phase: p.Name(), Message: "done", Elapsed: end.Sub(start).Seconds()})
-	if m.OnDone != nil {
-		m.OnDone(p.Name(), end, true)
-	}
-	return nil
 }
 
-// AllDone checks every phase read-only and returns the first that is not done, with why.
-// When every phase is done, it reports each as skipped (with why), so a run that changes
+// A check is a phase's Done without its facts, for AllDone.
+type check interface {
+	named
+	done(ctx context.Context) (bool, string, error)
+}
+
+type checkOf[F any] struct{ Phase[F] }
+
+func (c checkOf[F]) done(ctx context.Context) (bool, string, error) {
+	out, err := c.Done(ctx)
+	return out.Done, out.Why, err
+}
+
+// Check is p's check, for AllDone.
+func Check[F any](p Phase[F]) check { return checkOf[F]{p} }
+
+// AllDone checks every phase read-only and returns the first that is not done, with why. When
+// every phase is done, it reports each as passed over (with why), so a run that changes
 // nothing still says what it checked.
-func (m *Manager) AllDone(ctx context.Context) (notDone string, why string, err error) {
+func (m *Manager) AllDone(ctx context.Context, checks ...check) (notDone string, why string, err error) {
 	var skips []Event
-	for _, p := range m.Phases {
+	for _, c := range checks {
 		start := m.clock()
-		done, why, err := p.Done(ctx)
+		done, why, err := c.done(ctx)
 		if err != nil {
-			return p.Name(), "", fmt.Errorf("phase %s: %w", p.Name(), err)
+			return c.Name(), "", fmt.Errorf("phase %s: %w", c.Name(), err)
 		}
 		if !done {
-			return p.Name(), why, nil
+			return c.Name(), why, nil
 		}
-		skips = append(skips, Event{Type: EventSkip, Phase: p.Name(), Message: "already done: " + why, Elapsed: m.clock().Sub(start).Seconds()})
+		skips = append(skips, Event{Type: EventSkip, Phase: c.Name(), Message: "already done: " + why, Elapsed: m.clock().Sub(start).Seconds()})
 	}
-	if m.Reporter != nil {
-		for _, e := range skips {
-			m.Reporter.Emit(e)
-		}
+	for _, e := range skips {
+		m.Reporter.Emit(e)
 	}
 	return "", "", nil
 }

@@ -34,6 +34,13 @@ func osSources(repo string) secretSources {
 	return secretSources{repo: repo, getenv: os.LookupEnv, home: os.UserHomeDir}
 }
 
+// osSourcesWith reads the environment through getenv (Options.Getenv).
+func osSourcesWith(repo string, getenv func(string) (string, bool)) secretSources {
+	src := osSources(repo)
+	src.getenv = getenv
+	return src
+}
+
 // resolveSecrets builds the bootstrap Secrets of the spec. It returns every value too, so the
 // support bundle can redact them. Errors name the Secret, the key and the variable or file,
 // never a value.

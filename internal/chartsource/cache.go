@@ -120,3 +120,14 @@ func chartLayerDigest(manifest []byte) (string, bool) {
 	}
 	return "", false
 }
+
+// DefaultCacheDir is $BOOTCORE_CACHE_DIR, else <user cache dir>/bootcore/charts.
+func DefaultCacheDir() string {
+	if d := os.Getenv("BOOTCORE_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "bootcore", "charts")
+	}
+	return filepath.Join(os.TempDir(), "bootcore-charts")
+}

@@ -91,7 +91,7 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 	}
 	cache := o.CacheDir
 	if cache == "" {
-		cache = DefaultCacheDir()
+		cache = chartsource.DefaultCacheDir()
 	}
 	fetcher := &chartsource.Fetcher{RepoRoot: o.Repo, CacheDir: cache, Lock: lock}
 	for _, m := range s.Mirrors {
@@ -159,17 +159,6 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 }
 
 func relJoin(parts ...string) string { return filepath.ToSlash(filepath.Join(parts...)) }
-
-// DefaultCacheDir is $BOOTCORE_CACHE_DIR, else <user cache dir>/bootcore/charts.
-func DefaultCacheDir() string {
-	if d := os.Getenv("BOOTCORE_CACHE_DIR"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "bootcore", "charts")
-	}
-	return filepath.Join(os.TempDir(), "bootcore-charts")
-}
 
 type generator struct {
 	spec    *spec.Spec

@@ -19,9 +19,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
@@ -71,9 +76,14 @@ func New(cfg *rest.Config, fieldManager string) (*Client, error) {
 }
 
 // Resource maps a kind to its dynamic resource, in namespace when the kind is namespaced (the
-// default namespace when none is given, as kubectl and Talos apply it).
+// default namespace when none is given, as kubectl and Talos apply it). Without a version, the
+// API server's preferred one.
 func (c *Client) Resource(gvk schema.GroupVersionKind, namespace string) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
-	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	var versions []string
+	if gvk.Version != "" {
+		versions = []string{gvk.Version}
+	}
+	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), versions...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,4 +118,27 @@ func (c *Client) resources() (*ssa.ResourceManager, error) {
 		c.rm = ssa.NewResourceManager(cc, poller, ssa.Owner{Field: c.fieldManager, Group: "bootcore.dev"})
 	})
 	return c.rm, c.err
+}
+
+// HelmGetter gives the Helm SDK this client's config, mapper and discovery, with namespace as
+// the default namespace (Helm otherwise reads a kubeconfig file itself).
+func (c *Client) HelmGetter(namespace string) genericclioptions.RESTClientGetter {
+	return &helmGetter{c: c, namespace: namespace}
+}
+
+type helmGetter struct {
+	c         *Client
+	namespace string
+}
+
+func (g *helmGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.c.Config), nil }
+
+func (g *helmGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
+	return memory.NewMemCacheClient(g.c.Clientset.Discovery()), nil
+}
+
+func (g *helmGetter) ToRESTMapper() (meta.RESTMapper, error) { return g.c.Mapper, nil }
+
+func (g *helmGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	return clientcmd.NewDefaultClientConfig(*clientcmdapi.NewConfig(), &clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.namespace}})
 }

@@ -21,18 +21,18 @@ func (c *Client) RecentEvents(ctx context.Context, ref Ref, n int) []string {
 		return nil
 	}
 	items := list.Items
-	sort.Slice(items, func(i, j int) bool { return eventTime(items[i]).Before(eventTime(items[j])) })
+	sort.Slice(items, func(i, j int) bool { return EventTime(items[i]).Before(EventTime(items[j])) })
 	if len(items) > n {
 		items = items[len(items)-n:]
 	}
 	var out []string
 	for _, ev := range items {
-		out = append(out, fmt.Sprintf("%s %s %s: %s", eventTime(ev).UTC().Format(time.RFC3339), ev.Type, ev.Reason, strings.TrimSpace(ev.Message)))
+		out = append(out, fmt.Sprintf("%s %s %s: %s", EventTime(ev).UTC().Format(time.RFC3339), ev.Type, ev.Reason, strings.TrimSpace(ev.Message)))
 	}
 	return out
 }
 
-func eventTime(ev corev1.Event) time.Time {
+func EventTime(ev corev1.Event) time.Time {
 	switch {
 	case !ev.LastTimestamp.IsZero():
 		return ev.LastTimestamp.Time

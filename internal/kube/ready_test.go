@@ -1,7 +1,10 @@
 package kube
 
 import (
+	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -48,4 +51,47 @@ func TestAppliedSourceRevision(t *testing.T) {
 	if ref, ok := SourceOf(ks); !ok || ref != want {
 		t.Errorf("SourceOf = %v %v, want %v", ref, ok, want)
 	}
+}
+
+// CoreDNS is Ready only at the replica count cluster-settings asks for; the message shows
+// expected vs actual either way.
+func TestReplicas(t *testing.T) {
+	d := parse(t, "spec: {replicas: 2}\nstatus: {readyReplicas: 2}\n")
+	if ok, msg := Replicas(2, "COREDNS_REPLICAS")(d, nil); !ok || msg != "2/2 replicas ready, expected 2 (COREDNS_REPLICAS in cluster-settings)" {
+		t.Errorf("2 of 2: %v %q", ok, msg)
+	}
+	if ok, msg := Replicas(3, "COREDNS_REPLICAS")(d, nil); ok || !strings.Contains(msg, "2/2 replicas ready, expected 3") {
+		t.Errorf("want 3, have 2: %v %q", ok, msg)
+	}
+}
+
+// Flux's Ready condition counts only for the generation it was computed for.
+func TestFluxReadyNeedsCurrentGeneration(t *testing.T) {
+	ks := parse(t, `
+metadata: {generation: 3}
+status:
+  conditions:
+    - {type: Ready, status: "True", reason: ReconciliationSucceeded, message: "Applied revision: main@sha1:abc", observedGeneration: 2}
+`)
+	if ok, msg := Flux(ks, nil); ok || !strings.Contains(msg, "generation 3 not observed yet") {
+		t.Errorf("stale condition: %v %q", ok, msg)
+	}
+	unstructured.SetNestedField(ks.Object, int64(2), "metadata", "generation")
+	if ok, msg := Flux(ks, nil); !ok || !strings.Contains(msg, "Applied revision: main@sha1:abc") {
+		t.Errorf("current condition: %v %q", ok, msg)
+	}
+}
+
+func parse(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	// As the API server's JSON decodes: integers are int64.
+	data, err := yaml.YAMLToJSON([]byte("apiVersion: v1\nkind: Test\n" + doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -13,24 +13,23 @@ import (
 	"time"
 
 	"github.com/siderolabs/go-kubernetes/kubernetes/ssa/object"
-	discoveryv1 "k8s.io/api/discovery/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 
+	"github.com/bootcore-dev/bootcore/internal/fluxtree"
+	"github.com/bootcore-dev/bootcore/internal/kube"
 	"github.com/bootcore-dev/bootcore/internal/spec"
+	"github.com/bootcore-dev/bootcore/talos"
 )
 
 // Objects status reads besides Targets.
 const (
-	ControlPlaneLabel       = "node-role.kubernetes.io/control-plane"
 	MarkerNamespace         = "flux-system"
 	MarkerName              = "bootcore-handover"
 	TalosInventoryNamespace = "kube-system"
@@ -77,20 +76,18 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Checker evaluates one cluster of a repository's spec.
 type Checker struct {
-	repo     string
-	spec     *spec.Spec
-	cluster  spec.Cluster
-	agent    spec.Agent
-	settings map[string]string
-	server   string
-	client   kubernetes.Interface
-	dyn      dynamic.Interface
-	mapper   meta.ResettableRESTMapper
+	repo    string
+	spec    *spec.Spec
+	cluster spec.Cluster
+	agent   spec.Agent
+	tree    *fluxtree.Tree
+	boot    *talos.Boot
+	k       *kube.Client
 }
 
-// NewChecker loads the spec at repo/bootstrap/bootcore.yaml and the cluster's settings; errors
-// name the file or field at fault.
-func NewChecker(repo, cluster string, cfg *rest.Config) (*Checker, error) {
+// NewChecker loads the spec at repo/bootstrap/bootcore.yaml, the cluster's Flux tree and the
+// boot objects of the patch gen wrote; errors name the file or field at fault.
+func NewChecker(ctx context.Context, repo, cluster string, cfg *rest.Config) (*Checker, error) {
 	sp, err := spec.Load(filepath.Join(repo, spec.DefaultPath))
 	if err != nil {
 		return nil, err
@@ -99,102 +96,135 @@ func NewChecker(repo, cluster string, cfg *rest.Config) (*Checker, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: no cluster %q (clusters: %s)", spec.DefaultPath, cluster, strings.Join(sp.ClusterNames(), ", "))
 	}
-	settings, err := Settings(repo, c)
+	tree, err := fluxtree.Load(ctx, repo, c.FluxSystem)
 	if err != nil {
 		return nil, err
 	}
-	cfg = rest.CopyConfig(cfg)
-	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 50, 100 // a few dozen reads per evaluation; --watch repeats them
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	boot, err := talos.ReadBoot(filepath.Join(OutDir(repo, sp, c), talos.ControlPlaneFile))
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	k, err := kube.New(cfg, "bootcore-status")
 	if err != nil {
 		return nil, err
 	}
-	return &Checker{
-		repo: repo, spec: sp, cluster: c, agent: sp.AgentOrDefault(), settings: settings, server: cfg.Host,
-		client: cs, dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery())),
-	}, nil
+	chk := &Checker{repo: repo, spec: sp, cluster: c, agent: sp.AgentOrDefault(), tree: tree, boot: boot, k: k}
+	if _, err := chk.required(true); err != nil {
+		return nil, err
+	}
+	return chk, nil
+}
+
+func (k *Checker) required(fluxInstance bool) (Required, error) {
+	return RequiredFor(Cluster{Repo: k.repo, Spec: k.spec, Cluster: k.cluster, Tree: k.tree, Boot: k.boot, FluxInstance: fluxInstance})
 }
 
 // Run evaluates every step once, read-only. The error is an *UnreachableError when the API
 // server does not answer, or a spec error; a step that is not Ready is a Check, not an error.
 func (k *Checker) Run(ctx context.Context) (*Report, error) {
-	if _, err := k.client.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{}); err != nil {
-		return nil, &UnreachableError{Server: k.server, Err: err}
+	if _, err := k.k.Clientset.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{}); err != nil {
+		return nil, &UnreachableError{Server: k.k.Config.Host, Err: err}
 	}
-	k.mapper.Reset() // CRDs may have appeared since the last evaluation
-	r := &Report{Cluster: k.cluster.Name, Server: k.server}
-	r.Checks = append(r.Checks, k.nodes(ctx))
-	workloads, err := HandoverWorkloads(k.agent, k.cluster, k.settings)
+	marker, markerCheck := k.marker(ctx)
+	// Flux installed from manifests has no FluxInstance; the marker says how it was installed.
+	req, err := k.required(marker == nil || marker.Data["fluxInstall"] != "manifests")
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range append(CNIWorkloads(k.spec), workloads...) {
-		r.Checks = append(r.Checks, k.target(ctx, t))
+	r := &Report{Cluster: k.cluster.Name, Server: k.k.Config.Host}
+	r.Checks = append(r.Checks, k.nodes(ctx))
+	// One check per object: a workload agent.handover names (at the replica count
+	// cluster-settings asks for) is checked there rather than as a boot object.
+	handover := map[kube.Ref]bool{}
+	for _, t := range req.Handover {
+		handover[t.Ref] = true
 	}
+	var workloads, flux []kube.Target
+	for _, t := range req.Boot {
+		if !handover[t.Ref] {
+			workloads = append(workloads, t)
+		}
+	}
+	for _, t := range req.Handover {
+		if t.GVK == kube.Deployment || t.GVK == kube.DaemonSet {
+			workloads = append(workloads, t)
+		} else {
+			flux = append(flux, t)
+		}
+	}
+	r.Checks = append(r.Checks, k.checks(ctx, workloads)...)
 	r.Checks = append(r.Checks, k.clusterDNS(ctx))
 	r.Checks = append(r.Checks, k.secrets(ctx)...)
 	r.Checks = append(r.Checks, k.stores(ctx)...)
-	r.Checks = append(r.Checks, k.target(ctx, Target{GVK: GVKFluxInstance, Namespace: "flux-system", Name: "flux", Ready: Flux}))
-	r.Checks = append(r.Checks, k.target(ctx, Target{GVK: GVKGitRepository, Namespace: "flux-system", Name: "flux-system", Ready: All(Flux, revision)}))
-	for _, gvk := range []schema.GroupVersionKind{GVKKustomization, GVKHelmRelease} {
-		r.Checks = append(r.Checks, k.all(ctx, gvk, All(Flux, revision))...)
-	}
-	r.Checks = append(r.Checks, k.marker(ctx), k.inventory(ctx))
+	r.Checks = append(r.Checks, k.flux(ctx, flux)...)
+	r.Checks = append(r.Checks, markerCheck, k.inventory(ctx))
 	r.Ready = len(r.NotReady()) == 0
 	return r, nil
 }
 
-func (k *Checker) resource(gvk schema.GroupVersionKind) (dynamic.NamespaceableResourceInterface, error) {
-	m, err := k.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return nil, err
-	}
-	return k.dyn.Resource(m.Resource), nil
-}
-
-// target reads one object and applies its readiness check.
-func (k *Checker) target(ctx context.Context, t Target) Check {
-	c := Check{Name: t.String()}
-	ri, err := k.resource(t.GVK)
-	if err != nil {
-		c.Message = describeErr(err)
-		return c
-	}
-	u, err := ri.Namespace(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
-	if err != nil {
-		c.Message = describeErr(err)
-		return c
-	}
-	c.Ready, c.Message = t.Ready(u)
-	return c
-}
-
-// all checks every object of a kind in every namespace (`flux get kustomizations -A`).
-func (k *Checker) all(ctx context.Context, gvk schema.GroupVersionKind, ready Readiness) []Check {
-	ri, err := k.resource(gvk)
-	if err != nil {
-		return []Check{{Name: gvk.Kind + "s", Message: describeErr(err)}}
-	}
-	list, err := ri.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return []Check{{Name: gvk.Kind + "s", Message: describeErr(err)}}
-	}
-	if len(list.Items) == 0 {
-		return []Check{{Name: gvk.Kind + "s", Message: "none in any namespace"}}
-	}
+// checks reads the targets once and reports each.
+func (k *Checker) checks(ctx context.Context, targets []kube.Target) []Check {
 	var out []Check
-	for i := range list.Items {
-		u := &list.Items[i]
-		ok, msg := ready(u)
-		out = append(out, Check{Name: Ref(gvk.Kind, u.GetNamespace(), u.GetName()), Ready: ok, Message: msg})
+	for _, st := range k.k.Read(ctx, targets) {
+		c := Check{Name: st.String(), Ready: st.Ready, Message: st.Message}
+		if st.Err != nil {
+			c.Message = describeErr(st.Err)
+		}
+		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// flux checks the Flux objects of the Required list, and every other Kustomization and
+// HelmRelease in the cluster (`flux get kustomizations -A`): one created outside the tree must
+// be Ready too. Kustomizations and HelmReleases are listed by name.
+func (k *Checker) flux(ctx context.Context, required []kube.Target) []Check {
+	have := map[kube.Ref]bool{}
+	for _, t := range required {
+		have[t.Ref] = true
+	}
+	targets := required
+	for _, gvk := range []schema.GroupVersionKind{kube.Kustomization, kube.HelmRelease} {
+		ri, _, err := k.k.Resource(gvk, "")
+		if err != nil {
+			continue // not served: the required ones say so
+		}
+		list, err := ri.(dynamic.NamespaceableResourceInterface).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for i := range list.Items {
+			u := &list.Items[i]
+			ref := kube.Ref{GVK: gvk, Namespace: u.GetNamespace(), Name: u.GetName()}
+			if have[ref] {
+				continue
+			}
+			t := kube.Target{Ref: ref, Ready: kube.All(kube.Flux, kube.Revision)}
+			if gvk == kube.Kustomization {
+				t.Ready = kube.All(kube.Flux, kube.AppliedSourceRevision)
+				if src, ok := kube.SourceOf(u); ok {
+					t.Needs = []kube.Ref{src}
+				}
+			}
+			targets = append(targets, t)
+		}
+	}
+	out := k.checks(ctx, targets)
+	kinds := func(c Check) int {
+		switch {
+		case strings.HasPrefix(c.Name, "Kustomization "):
+			return 1
+		case strings.HasPrefix(c.Name, "HelmRelease "):
+			return 2
+		}
+		return 0
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if ki, kj := kinds(out[i]), kinds(out[j]); ki != kj || ki == 0 {
+			return ki < kj
+		}
+		return out[i].Name < out[j].Name
+	})
 	return out
 }
 
@@ -203,8 +233,8 @@ const DNSService = "kube-dns"
 
 // clusterDNS: Service kube-system/kube-dns has a ready endpoint (every pod resolves through it).
 func (k *Checker) clusterDNS(ctx context.Context) Check {
-	c := Check{Name: Ref("Service", metav1.NamespaceSystem, DNSService) + " (cluster DNS)"}
-	n, err := ReadyEndpoints(ctx, k.client, metav1.NamespaceSystem, DNSService)
+	c := Check{Name: kube.Describe("Service", metav1.NamespaceSystem, DNSService) + " (cluster DNS)"}
+	n, err := k.k.ReadyEndpoints(ctx, metav1.NamespaceSystem, DNSService)
 	switch {
 	case err != nil:
 		c.Message = describeErr(err)
@@ -214,23 +244,6 @@ func (k *Checker) clusterDNS(ctx context.Context) Check {
 		c.Ready, c.Message = true, fmt.Sprintf("%d ready endpoint(s)", n)
 	}
 	return c
-}
-
-// ReadyEndpoints counts the ready addresses of a Service's EndpointSlices.
-func ReadyEndpoints(ctx context.Context, c kubernetes.Interface, namespace, name string) (int, error) {
-	list, err := c.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
-	if err != nil {
-		return 0, fmt.Errorf("EndpointSlices of Service %s/%s: %w", namespace, name, err)
-	}
-	n := 0
-	for _, sl := range list.Items {
-		for _, ep := range sl.Endpoints {
-			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-				n += len(ep.Addresses)
-			}
-		}
-	}
-	return n, nil
 }
 
 func describeErr(err error) string {
@@ -244,42 +257,21 @@ func describeErr(err error) string {
 	}
 }
 
-// revision adds the source or applied revision to a Ready Flux object's message, unless
-// Flux's own message already names it.
-func revision(u *unstructured.Unstructured) (bool, string) {
-	cond, _ := Condition(u, "Ready")
-	msg, _ := cond["message"].(string)
-	for _, path := range [][]string{{"status", "artifact", "revision"}, {"status", "lastAppliedRevision"}} {
-		if rev, _, _ := unstructured.NestedString(u.Object, path...); rev != "" && !strings.Contains(msg, rev) {
-			return true, "revision " + rev
-		}
-	}
-	return true, ""
-}
-
 // nodes: every control-plane node Ready; the NotReady ones named with their condition.
 func (k *Checker) nodes(ctx context.Context) Check {
-	c := Check{Name: "Nodes " + ControlPlaneLabel}
-	list, err := k.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: ControlPlaneLabel})
-	if err != nil {
+	c := Check{Name: "Nodes " + kube.ControlPlaneLabel}
+	r, err := k.k.ControlPlaneNodes(ctx)
+	switch {
+	case err != nil:
 		c.Message = err.Error()
-		return c
-	}
-	if len(list.Items) == 0 {
+	case r.Nodes == 0:
 		c.Message = "no control-plane node"
-		return c
-	}
-	var bad []string
-	for i := range list.Items {
-		if ok, msg := Node(&list.Items[i]); !ok {
-			bad = append(bad, list.Items[i].Name+" ("+msg+")")
+	default:
+		c.Ready = r.Ready()
+		c.Message = fmt.Sprintf("%d/%d Ready", r.Nodes-len(r.NotReady), r.Nodes)
+		if !c.Ready {
+			c.Message += "; " + strings.TrimPrefix(r.String(), "control-plane nodes ")
 		}
-	}
-	sort.Strings(bad)
-	c.Ready = len(bad) == 0
-	c.Message = fmt.Sprintf("%d/%d Ready", len(list.Items)-len(bad), len(list.Items))
-	if len(bad) > 0 {
-		c.Message += "; not Ready: " + strings.Join(bad, ", ")
 	}
 	return c
 }
@@ -289,8 +281,8 @@ func (k *Checker) secrets(ctx context.Context) []Check {
 	var out []Check
 	for _, want := range k.agent.Secrets {
 		ns, name := spec.SplitName(want.Name)
-		c := Check{Name: Ref("Secret", ns, name)}
-		live, err := k.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		c := Check{Name: kube.Describe("Secret", ns, name)}
+		live, err := k.k.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			c.Message = describeErr(err) + " (a bootstrap Secret: bootcore agent creates it from agent.secrets)"
 			out = append(out, c)
@@ -319,7 +311,7 @@ func (k *Checker) secrets(ctx context.Context) []Check {
 func (k *Checker) stores(ctx context.Context) []Check {
 	var out []Check
 	for _, kind := range []string{"ClusterSecretStore", "SecretStore"} {
-		m, err := k.mapper.RESTMapping(schema.GroupKind{Group: externalSecretsGroup, Kind: kind})
+		m, err := k.k.Mapper.RESTMapping(schema.GroupKind{Group: externalSecretsGroup, Kind: kind})
 		if meta.IsNoMatchError(err) {
 			continue // External Secrets not installed: nothing to check
 		}
@@ -327,7 +319,7 @@ func (k *Checker) stores(ctx context.Context) []Check {
 			out = append(out, Check{Name: kind + "s", Message: err.Error()})
 			continue
 		}
-		list, err := k.dyn.Resource(m.Resource).List(ctx, metav1.ListOptions{})
+		list, err := k.k.Dynamic.Resource(m.Resource).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			out = append(out, Check{Name: kind + "s", Message: err.Error()})
 			continue
@@ -340,15 +332,15 @@ func (k *Checker) stores(ctx context.Context) []Check {
 }
 
 func (k *Checker) store(ctx context.Context, u *unstructured.Unstructured) Check {
-	c := Check{Name: Ref(u.GetKind(), u.GetNamespace(), u.GetName())}
+	c := Check{Name: kube.Describe(u.GetKind(), u.GetNamespace(), u.GetName())}
 	var missing []string
 	provider, _, _ := unstructured.NestedMap(u.Object, "spec", "provider")
 	for _, ref := range SecretRefs(provider, u.GetNamespace()) {
-		if _, err := k.client.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err != nil {
+		if _, err := k.k.Clientset.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err != nil {
 			missing = append(missing, fmt.Sprintf("Secret %s/%s (spec.provider.%s): %s", ref.Namespace, ref.Name, ref.Path, describeErr(err)))
 		}
 	}
-	cond, ok := Condition(u, "Ready")
+	cond, ok := kube.Condition(u, "Ready")
 	switch {
 	case !ok:
 		c.Message = "no Ready condition yet"
@@ -406,21 +398,22 @@ func SecretRefs(provider map[string]any, defaultNamespace string) []SecretRef {
 	return out
 }
 
-// marker: the agent's hand-over record exists and names this cluster.
-func (k *Checker) marker(ctx context.Context) Check {
-	c := Check{Name: Ref("ConfigMap", MarkerNamespace, MarkerName) + " (hand-over marker)"}
-	cm, err := k.client.CoreV1().ConfigMaps(MarkerNamespace).Get(ctx, MarkerName, metav1.GetOptions{})
+// marker: the agent's hand-over record exists and names this cluster. It returns the marker
+// too: it says how Flux was installed.
+func (k *Checker) marker(ctx context.Context) (*corev1.ConfigMap, Check) {
+	c := Check{Name: kube.Describe("ConfigMap", MarkerNamespace, MarkerName) + " (hand-over marker)"}
+	cm, err := k.k.Clientset.CoreV1().ConfigMaps(MarkerNamespace).Get(ctx, MarkerName, metav1.GetOptions{})
 	if err != nil {
 		c.Message = describeErr(err) + ": not handed over (run bootcore agent)"
-		return c
+		return nil, c
 	}
 	if got := cm.Data["cluster"]; got != k.cluster.Name {
 		c.Message = fmt.Sprintf("records cluster %q, not %q", got, k.cluster.Name)
-		return c
+		return cm, c
 	}
 	c.Ready = true
 	c.Message = fmt.Sprintf("handed over at %s, revision %s", cm.Data["handedOverAt"], cm.Data["gitRevision"])
-	return c
+	return cm, c
 }
 
 // Labels and annotations Flux and Helm put on what they manage (gen puts them on the boot-time
@@ -430,8 +423,8 @@ var managedBy = []string{"helm.toolkit.fluxcd.io/name", "kustomize.toolkit.fluxc
 // inventory: Talos's manifest inventory holds no object Flux manages. A handed-over object
 // left there would be force-applied over Flux's version, or pruned, by talosctl upgrade-k8s.
 func (k *Checker) inventory(ctx context.Context) Check {
-	c := Check{Name: Ref("ConfigMap", TalosInventoryNamespace, TalosInventoryName) + " (Talos inventory)"}
-	cm, err := k.client.CoreV1().ConfigMaps(TalosInventoryNamespace).Get(ctx, TalosInventoryName, metav1.GetOptions{})
+	c := Check{Name: kube.Describe("ConfigMap", TalosInventoryNamespace, TalosInventoryName) + " (Talos inventory)"}
+	cm, err := k.k.Clientset.CoreV1().ConfigMaps(TalosInventoryNamespace).Get(ctx, TalosInventoryName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		c.Ready, c.Message = true, "none (Talos <= 1.12 keeps no inventory)"
 		return c
@@ -447,21 +440,12 @@ func (k *Checker) inventory(ctx context.Context) Check {
 			c.Message = fmt.Sprintf("key %q: %v", key, err)
 			return c
 		}
-		ri, err := k.resource(schema.GroupVersionKind{Group: ref.GroupKind.Group, Kind: ref.GroupKind.Kind})
-		if err != nil {
-			continue // a kind no longer served cannot be managed by anyone
-		}
-		var live *unstructured.Unstructured
-		if ref.Namespace != "" {
-			live, err = ri.Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		} else {
-			live, err = ri.Get(ctx, ref.Name, metav1.GetOptions{})
-		}
-		if err != nil {
+		live, err := k.k.Get(ctx, kube.Ref{GVK: ref.GroupKind.WithVersion(""), Namespace: ref.Namespace, Name: ref.Name})
+		if err != nil { // a kind no longer served cannot be managed by anyone
 			continue
 		}
 		if managed(live) {
-			held = append(held, Ref(ref.GroupKind.Kind, ref.Namespace, ref.Name))
+			held = append(held, kube.Describe(ref.GroupKind.Kind, ref.Namespace, ref.Name))
 		}
 	}
 	sort.Strings(held)

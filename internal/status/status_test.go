@@ -54,35 +54,6 @@ spec:
 	}
 }
 
-// CoreDNS is Ready only at the replica count cluster-settings asks for; the message shows
-// expected vs actual either way.
-func TestReplicas(t *testing.T) {
-	d := parse(t, "spec: {replicas: 2}\nstatus: {readyReplicas: 2}\n")
-	if ok, msg := Replicas(2, "COREDNS_REPLICAS")(d); !ok || msg != "2/2 replicas ready, expected 2 (COREDNS_REPLICAS in cluster-settings)" {
-		t.Errorf("2 of 2: %v %q", ok, msg)
-	}
-	if ok, msg := Replicas(3, "COREDNS_REPLICAS")(d); ok || !strings.Contains(msg, "2/2 replicas ready, expected 3") {
-		t.Errorf("want 3, have 2: %v %q", ok, msg)
-	}
-}
-
-// Flux's Ready condition counts only for the generation it was computed for.
-func TestFluxReadyNeedsCurrentGeneration(t *testing.T) {
-	ks := parse(t, `
-metadata: {generation: 3}
-status:
-  conditions:
-    - {type: Ready, status: "True", reason: ReconciliationSucceeded, message: "Applied revision: main@sha1:abc", observedGeneration: 2}
-`)
-	if ok, msg := Flux(ks); ok || !strings.Contains(msg, "generation 3 not observed yet") {
-		t.Errorf("stale condition: %v %q", ok, msg)
-	}
-	unstructured.SetNestedField(ks.Object, int64(2), "metadata", "generation")
-	if ok, msg := Flux(ks); !ok || !strings.Contains(msg, "Applied revision: main@sha1:abc") {
-		t.Errorf("current condition: %v %q", ok, msg)
-	}
-}
-
 func TestPrintTable(t *testing.T) {
 	r := &Report{Cluster: "infra", Server: "https://10.0.0.10:6443", Checks: []Check{
 		{Name: "DaemonSet kube-system/cilium", Ready: true, Message: "Current: All replicas scheduled as expected. Replicas: 3"},
@@ -111,7 +82,7 @@ func TestUnreachableAndUnknownCluster(t *testing.T) {
 	l.Close() // nothing listens there any more
 	cfg := &rest.Config{Host: "https://" + addr, Timeout: 5 * time.Second}
 	const lab = "../../integration/testdata/lab"
-	k, err := NewChecker(lab, "infra", cfg)
+	k, err := NewChecker(context.Background(), lab, "infra", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +90,7 @@ func TestUnreachableAndUnknownCluster(t *testing.T) {
 	if r != nil || !IsUnreachable(err) || !strings.Contains(err.Error(), addr) {
 		t.Errorf("report %v, error %v; want an UnreachableError naming %s", r, err, addr)
 	}
-	if _, err := NewChecker(lab, "staging", cfg); err == nil || !strings.Contains(err.Error(), `no cluster "staging"`) || !strings.Contains(err.Error(), "bootstrap/bootcore.yaml") {
+	if _, err := NewChecker(context.Background(), lab, "staging", cfg); err == nil || !strings.Contains(err.Error(), `no cluster "staging"`) || !strings.Contains(err.Error(), "bootstrap/bootcore.yaml") {
 		t.Errorf("unknown cluster: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // repo is the lab repository the clusters were booted from and Flux syncs.
 func printStatus(ctx context.Context, out io.Writer, c *testbed.Cluster, repo string) {
 	fmt.Fprintf(out, "$ bootcore status --cluster %s --repo %s --kubeconfig %s\n", c.Name, repo, c.KubeconfigPath)
-	checker, err := status.NewChecker(repo, c.Name, c.Config)
+	checker, err := status.NewChecker(ctx, repo, c.Name, c.Config)
 	if err != nil {
 		fmt.Fprintf(out, "bootcore status: %v\n", err)
 		return
