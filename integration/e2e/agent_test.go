@@ -297,13 +297,19 @@ func TestAgentTwoAtOnce(t *testing.T) {
 
 	// A holder that is alive (its Lease renewed, not expired) keeps the lock: with
 	// --lock-wait 2s the next agent gives up, naming it, and exits 4.
+	// (The agents released the Lease: it is there, with no holder.)
 	now := metav1.NewMicroTime(time.Now())
-	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: runlock.DefaultName, Namespace: runlock.DefaultNamespace},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other-host/4242/abcdef"), LeaseDurationSeconds: ptr.To(int32(3600)),
-			AcquireTime: &now, RenewTime: &now},
+	leases := c.Client.CoordinationV1().Leases(runlock.DefaultNamespace)
+	lease, err := leases.Get(context.Background(), runlock.DefaultName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.Client.CoordinationV1().Leases(runlock.DefaultNamespace).Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != "" {
+		t.Errorf("the agents left the lock held by %s", h)
+	}
+	lease.Spec = coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other-host/4242/abcdef"), LeaseDurationSeconds: ptr.To(int32(3600)),
+		AcquireTime: &now, RenewTime: &now}
+	if _, err := leases.Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	late := runAgent(t, l, c.KubeconfigPath, "infra", "--force", "--lock-wait", "2s")

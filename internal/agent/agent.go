@@ -287,7 +287,10 @@ func run(ctx context.Context, opts Options, rep *Reporter) *Result {
 	}
 
 	if !opts.DryRun {
-		held, err := RunPhase(ctx, m, &lockPhase{env: e})
+		// The lock's phases run on a manager of their own: taking a lock is no hand-over work
+		// (RanAny), and is not recorded in the marker.
+		locks := &Manager{Reporter: rep}
+		held, err := RunPhase(ctx, locks, &lockPhase{env: e})
 		var heldErr *runlock.HeldError
 		if errors.As(err, &heldErr) {
 			return fail(ExitLocked, err)
@@ -299,7 +302,7 @@ func run(ctx context.Context, opts Options, rep *Reporter) *Result {
 		// Losing the lock mid-run (it expired while this process was stopped) stops the
 		// writes: another agent may be running now.
 		ctx = held.Context()
-		defer func() { _, _ = RunPhase(context.WithoutCancel(ctx), m, &unlockPhase{env: e, held: held}) }()
+		defer func() { _, _ = RunPhase(context.WithoutCancel(ctx), locks, &unlockPhase{env: e, held: held}) }()
 	}
 	res := p.run(ctx, m)
 	if res.Err == nil {

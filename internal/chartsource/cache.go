@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"helm.sh/helm/v3/pkg/registry"
+
+	"github.com/bootcore-dev/bootcore/internal/atomicfile"
 )
 
 // cache keeps chart archives on disk, keyed by upstream URL, chart, version and digest. An entry
@@ -75,24 +77,11 @@ func (c cache) put(e LockEntry, archive, manifest []byte) error {
 	return nil
 }
 
-// writeAtomic writes via a temporary file in the same directory and a rename, so that a
-// concurrent reader (another gen run) sees either nothing or the whole file.
+// writeAtomic writes so that a concurrent reader (another gen run) sees either nothing or the
+// whole file.
 func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("chart cache: %w", err)
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("chart cache: %w", werr)
 	}
 	return nil
 }

@@ -186,15 +186,30 @@ func (t *Tree) wait() {
 	t.inflight = nil
 }
 
-// substituteFromPresent says whether every substituteFrom object of ks (optional ones too) is
-// already in the tree.
-func (t *Tree) substituteFromPresent(ks *unstructured.Unstructured) bool {
+// substituteFromRef is one entry of a Kustomization's spec.postBuild.substituteFrom.
+type substituteFromRef struct {
+	kind, name string
+	optional   bool
+}
+
+func substituteFromRefs(ks *unstructured.Unstructured) []substituteFromRef {
 	refs, _, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom")
+	out := make([]substituteFromRef, 0, len(refs))
 	for _, r := range refs {
 		ref, _ := r.(map[string]any)
 		kind, _ := ref["kind"].(string)
 		name, _ := ref["name"].(string)
-		if _, ok := t.Get("", kind, ks.GetNamespace(), name); !ok {
+		optional, _ := ref["optional"].(bool)
+		out = append(out, substituteFromRef{kind: kind, name: name, optional: optional})
+	}
+	return out
+}
+
+// substituteFromPresent says whether every substituteFrom object of ks (optional ones too) is
+// already in the tree.
+func (t *Tree) substituteFromPresent(ks *unstructured.Unstructured) bool {
+	for _, ref := range substituteFromRefs(ks) {
+		if _, ok := t.Get("", ref.kind, ks.GetNamespace(), ref.name); !ok {
 			return false
 		}
 	}

@@ -411,17 +411,12 @@ func (t *Tree) Vars(ctx context.Context, o *Object) (map[string]string, error) {
 
 // missingSubstituteFrom names the first non-optional substituteFrom object not yet produced.
 func (t *Tree) missingSubstituteFrom(ks *unstructured.Unstructured) string {
-	refs, _, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom")
-	for _, r := range refs {
-		ref, _ := r.(map[string]any)
-		kind, _ := ref["kind"].(string)
-		name, _ := ref["name"].(string)
-		optional, _ := ref["optional"].(bool)
-		if optional {
+	for _, ref := range substituteFromRefs(ks) {
+		if ref.optional {
 			continue
 		}
-		if _, ok := t.Get("", kind, ks.GetNamespace(), name); !ok && (kind != "Secret" || t.runtimeSecret(ks.GetNamespace(), name) == "") {
-			return fmt.Sprintf("%s %s/%s", kind, ks.GetNamespace(), name)
+		if _, ok := t.Get("", ref.kind, ks.GetNamespace(), ref.name); !ok && (ref.kind != "Secret" || t.runtimeSecret(ks.GetNamespace(), ref.name) == "") {
+			return fmt.Sprintf("%s %s/%s", ref.kind, ks.GetNamespace(), ref.name)
 		}
 	}
 	return ""

@@ -50,6 +50,19 @@ func bootProblems(tree *fluxtree.Tree, problems []fluxtree.Problem, ids []string
 	}
 	relevant := map[string]bool{}
 	var mark func(appliedBy string)
+	// markRefs marks what applies each object a list of {kind, name} references in obj names
+	// (substituteFrom, valuesFrom: ConfigMaps and Secrets in obj's namespace).
+	markRefs := func(obj map[string]any, ns string, path ...string) {
+		refs, _, _ := unstructured.NestedSlice(obj, path...)
+		for _, r := range refs {
+			ref, _ := r.(map[string]any)
+			kind, _ := ref["kind"].(string)
+			n, _ := ref["name"].(string)
+			if o, ok := tree.Get("", kind, ns, n); ok {
+				mark(o.AppliedBy)
+			}
+		}
+	}
 	mark = func(id string) {
 		if id == "" || relevant[id] {
 			return
@@ -61,15 +74,7 @@ func bootProblems(tree *fluxtree.Tree, problems []fluxtree.Problem, ids []string
 			return
 		}
 		mark(ks.AppliedBy)
-		refs, _, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom")
-		for _, r := range refs {
-			ref, _ := r.(map[string]any)
-			kind, _ := ref["kind"].(string)
-			n, _ := ref["name"].(string)
-			if o, ok := tree.Get("", kind, ns, n); ok {
-				mark(o.AppliedBy)
-			}
-		}
+		markRefs(ks.Object, ns, "spec", "postBuild", "substituteFrom")
 	}
 	for _, id := range ids {
 		ns, name, _ := strings.Cut(id, "/")
@@ -88,15 +93,7 @@ func bootProblems(tree *fluxtree.Tree, problems []fluxtree.Problem, ids []string
 				mark(o.AppliedBy)
 			}
 		}
-		vf, _, _ := unstructured.NestedSlice(hr.Object, "spec", "valuesFrom")
-		for _, v := range vf {
-			ref, _ := v.(map[string]any)
-			kind, _ := ref["kind"].(string)
-			n, _ := ref["name"].(string)
-			if o, ok := tree.Get("", kind, ns, n); ok {
-				mark(o.AppliedBy)
-			}
-		}
+		markRefs(hr.Object, ns, "spec", "valuesFrom")
 	}
 	for _, p := range problems {
 		if relevant[p.Kustomization] {

@@ -2,7 +2,6 @@ package gen
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
+
+	"github.com/bootcore-dev/bootcore/internal/atomicfile"
 )
 
 // Paths lists the output files in a stable order.
@@ -22,45 +23,24 @@ func (o *Output) Paths() []string {
 	return paths
 }
 
-// Write writes every file atomically: all contents go to temporary files first, and only
-// when all of them are written are they renamed into place.
+// Write writes every file that changed, all or nothing: all contents go to temporary files
+// first, and only when all of them are written are they renamed into place.
 func (o *Output) Write(repo string) ([]string, error) {
-	type staged struct{ tmp, dst string }
-	var stage []staged
-	cleanup := func() {
-		for _, s := range stage {
-			os.Remove(s.tmp)
-		}
-	}
 	var changed []string
+	var files []atomicfile.File
 	for _, p := range o.Paths() {
 		dst := resolve(repo, p)
 		if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, o.Files[p]) {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			cleanup()
 			return nil, fmt.Errorf("output %s: %w", filepath.Dir(dst), err)
 		}
-		f, err := os.CreateTemp(filepath.Dir(dst), ".bootcore-*")
-		if err != nil {
-			cleanup()
-			return nil, fmt.Errorf("output %s: %w", dst, err)
-		}
-		stage = append(stage, staged{tmp: f.Name(), dst: dst})
-		_, werr := f.Write(o.Files[p])
-		cerr := f.Close()
-		if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
-			cleanup()
-			return nil, fmt.Errorf("output %s: %w", dst, err)
-		}
+		files = append(files, atomicfile.File{Path: dst, Data: o.Files[p], Mode: 0o644})
 		changed = append(changed, p)
 	}
-	for _, s := range stage {
-		if err := os.Rename(s.tmp, s.dst); err != nil {
-			cleanup()
-			return nil, fmt.Errorf("output %s: %w", s.dst, err)
-		}
+	if err := atomicfile.WriteAll(files...); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
 	}
 	return changed, nil
 }

@@ -409,19 +409,18 @@ func (w *watchedLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte
 }
 
 func (w *watchedLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) error {
-	ctx, cancel := context.WithTimeout(ctx, w.requestTimeout())
-	defer cancel()
-	sent := time.Now()
-	err := w.Interface.Create(ctx, ler)
-	w.wrote(ler, sent, err)
-	return err
+	return w.write(ctx, ler, w.Interface.Create)
 }
 
 func (w *watchedLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
+	return w.write(ctx, ler, w.Interface.Update)
+}
+
+func (w *watchedLock) write(ctx context.Context, ler rl.LeaderElectionRecord, op func(context.Context, rl.LeaderElectionRecord) error) error {
 	ctx, cancel := context.WithTimeout(ctx, w.requestTimeout())
 	defer cancel()
 	sent := time.Now()
-	err := w.Interface.Update(ctx, ler)
+	err := op(ctx, ler)
 	w.wrote(ler, sent, err)
 	return err
 }

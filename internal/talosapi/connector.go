@@ -3,11 +3,11 @@ package talosapi
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/bootcore-dev/bootcore/internal/atomicfile"
 )
 
 // Connector gives the agent the cluster's API through the Talos API: the admin kubeconfig
@@ -30,7 +30,7 @@ func (c *Connector) Connect(ctx context.Context) (*rest.Config, error) {
 		return nil, fmt.Errorf("the kubeconfig from the Talos API does not load")
 	}
 	if c.WriteKubeconfig != "" {
-		if err := WriteFileAtomic(c.WriteKubeconfig, kc, 0o600); err != nil {
+		if err := atomicfile.Write(c.WriteKubeconfig, kc, 0o600); err != nil {
 			return nil, fmt.Errorf("--write-kubeconfig: %w", err)
 		}
 	}
@@ -40,31 +40,4 @@ func (c *Connector) Connect(ctx context.Context) (*rest.Config, error) {
 // Describe names the source for messages.
 func (c *Connector) Describe() string {
 	return "the kubeconfig from the " + c.Client.Describe()
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same directory, so a
-// reader never sees a partial file and the mode is set before the content lands.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

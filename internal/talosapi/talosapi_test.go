@@ -124,27 +124,6 @@ func TestPatchConfigRefusesWrongPatch(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFileAtomic(path, []byte("new"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if data, _ := os.ReadFile(path); string(data) != "new" || st.Mode().Perm() != 0o600 {
-		t.Errorf("%q mode %v", data, st.Mode().Perm())
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("left temporary files: %v", entries)
-	}
-}
-
 // A missing talosconfig is an error naming it and is not created (machinery's
 // clientconfig.Open would create it); a context that does not exist is named with the others.
 func TestNewErrors(t *testing.T) {
