@@ -33,8 +33,8 @@ import (
 	"github.com/bootcore-dev/bootcore/integration/testbed"
 	"github.com/bootcore-dev/bootcore/internal/agent"
 	"github.com/bootcore-dev/bootcore/internal/gen"
-	"github.com/bootcore-dev/bootcore/internal/render"
 	"github.com/bootcore-dev/bootcore/internal/kube"
+	"github.com/bootcore-dev/bootcore/internal/render"
 	"github.com/bootcore-dev/bootcore/internal/status"
 	"github.com/bootcore-dev/bootcore/talos"
 )
