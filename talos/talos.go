@@ -1,5 +1,7 @@
-// Package talos turns bootcore's rendered manifests into Talos machine-config patches
-// and checks them against the config Talos machinery generates.
+// Package talos is all bootcore knows about Talos machine configs: it turns the rendered
+// manifests into machine-config patches, checks them against the config Talos machinery
+// generates, names the patch files and bootcore's inline manifests, and reads the boot objects
+// back from a patch (files.go) for the agent and `bootcore status`.
 //
 // Two config contracts exist. Talos < 1.14 configures Kubernetes in the v1alpha1 document
 // (cluster.network.cni, cluster.proxy, cluster.inlineManifests). From 1.14 on, generated configs

@@ -30,18 +30,6 @@ import (
 	"github.com/bootcore-dev/bootcore/internal/render"
 )
 
-// fluxResources are the Flux kinds the bundle lists in every namespace.
-var fluxResources = []schema.GroupVersionResource{
-	{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"},
-	{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "helmrepositories"},
-	{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "ocirepositories"},
-	{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "helmcharts"},
-	{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"},
-	{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"},
-	{Group: "fluxcd.controlplane.io", Version: "v1", Resource: "fluxinstances"},
-	{Group: "fluxcd.controlplane.io", Version: "v1", Resource: "fluxreports"},
-}
-
 // redactingArchive replaces every secret value the agent read (and its base64 form) before a
 // file enters the bundle. The collectors never read Secret data; this catches a value that
 // leaked into an event, a log line or a pod spec.
@@ -171,15 +159,15 @@ func (s *bundleWriter) bundleCollectors(ctx context.Context, failure error) []*c
 		c("secrets.txt", s.secretNames(ctx)),
 		c("helm-releases.txt", s.helmReleaseList(ctx)),
 	}
-	for _, gvr := range fluxResources {
-		out = append(out, c("flux/"+gvr.Resource+".yaml", s.listYAML(ctx, gvr, "")))
+	for _, gvk := range kube.FluxKinds {
+		out = append(out, c("flux/"+plural(gvk)+".yaml", s.listYAML(ctx, gvk, "")))
 	}
 	for _, ns := range s.bundleNamespaces() {
-		for _, r := range []string{"deployments", "daemonsets"} {
-			out = append(out, c("workloads/"+ns+"-"+r+".yaml", s.listYAML(ctx, schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: r}, ns)))
+		for _, gvk := range []schema.GroupVersionKind{kube.Deployment, kube.DaemonSet} {
+			out = append(out, c("workloads/"+ns+"-"+plural(gvk)+".yaml", s.listYAML(ctx, gvk, ns)))
 		}
 		if ns != "kube-system" { // kube-system pods: go-talos-support's systemPods.yaml
-			out = append(out, c("pods/"+ns+".yaml", s.listYAML(ctx, schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ns)))
+			out = append(out, c("pods/"+ns+".yaml", s.listYAML(ctx, kube.Pod, ns)))
 		}
 	}
 	for _, cm := range [][2]string{{MarkerNamespace, MarkerName}, {TalosInventoryNamespace, TalosInventoryName}, {"flux-system", "cluster-settings"}} {
@@ -202,6 +190,15 @@ func (s *bundleWriter) bundleNamespaces() []string {
 	return out
 }
 
+// plural names a kind's file the way its resource is named (gitrepositories, deployments).
+func plural(gvk schema.GroupVersionKind) string {
+	k := strings.ToLower(gvk.Kind)
+	if strings.HasSuffix(k, "y") {
+		return strings.TrimSuffix(k, "y") + "ies"
+	}
+	return k + "s"
+}
+
 // clean drops what only adds noise (managed fields) or could carry secrets (last-applied).
 func clean(u *unstructured.Unstructured) {
 	u.SetManagedFields(nil)
@@ -213,9 +210,9 @@ func clean(u *unstructured.Unstructured) {
 	u.SetAnnotations(ann)
 }
 
-func (s *bundleWriter) listYAML(ctx context.Context, gvr schema.GroupVersionResource, namespace string) func() ([]byte, error) {
+func (s *bundleWriter) listYAML(ctx context.Context, gvk schema.GroupVersionKind, namespace string) func() ([]byte, error) {
 	return func() ([]byte, error) {
-		list, err := s.k.Dynamic.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		list, err := s.k.List(ctx, gvk, namespace)
 		if err != nil {
 			return []byte("# " + err.Error() + "\n"), nil
 		}

@@ -105,6 +105,18 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*unstructured.Unstructured, 
 	return ri.Get(ctx, ref.Name, metav1.GetOptions{})
 }
 
+// List lists the objects of a kind in namespace; "" lists every namespace.
+func (c *Client) List(ctx context.Context, gvk schema.GroupVersionKind, namespace string) (*unstructured.UnstructuredList, error) {
+	ri, m, err := c.Resource(gvk, namespace)
+	if err != nil {
+		return nil, err
+	}
+	if namespace == "" && m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ri = c.Dynamic.Resource(m.Resource)
+	}
+	return ri.List(ctx, metav1.ListOptions{})
+}
+
 // resources is the ssa.ResourceManager, made on first use: `bootcore status` never writes.
 func (c *Client) resources() (*ssa.ResourceManager, error) {
 	c.once.Do(func() {

@@ -1,6 +1,8 @@
 // Package status holds the story's validation steps: what "this cluster is booted and handed
-// over to Flux" means, object by object. `bootcore status` prints them; the agent's hand-over
-// phase waits for the same readiness checks.
+// over to Flux" means, object by object. RequiredFor is the one list of what must be Ready
+// (the agent's waits use it too); `bootcore status` checks it, with the readiness functions of
+// internal/kube, plus what only a person or CI asks about: bootstrap Secrets, External Secrets
+// stores, the hand-over marker, Talos's manifest inventory.
 package status
 
 import (
@@ -19,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
@@ -34,7 +35,6 @@ const (
 	MarkerName              = "bootcore-handover"
 	TalosInventoryNamespace = "kube-system"
 	TalosInventoryName      = "talos-bootstrap-manifests-inventory"
-	externalSecretsGroup    = "external-secrets.io"
 )
 
 // Check is one validation step's outcome.
@@ -185,13 +185,9 @@ func (k *Checker) flux(ctx context.Context, required []kube.Target) []Check {
 	}
 	targets := required
 	for _, gvk := range []schema.GroupVersionKind{kube.Kustomization, kube.HelmRelease} {
-		ri, _, err := k.k.Resource(gvk, "")
+		list, err := k.k.List(ctx, gvk, "")
 		if err != nil {
-			continue // not served: the required ones say so
-		}
-		list, err := ri.(dynamic.NamespaceableResourceInterface).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			continue
+			continue // not served, or not readable: the required ones say so
 		}
 		for i := range list.Items {
 			u := &list.Items[i]
@@ -310,18 +306,13 @@ func (k *Checker) secrets(ctx context.Context) []Check {
 // client"; naming the missing Secret is what tells the user what to restore.
 func (k *Checker) stores(ctx context.Context) []Check {
 	var out []Check
-	for _, kind := range []string{"ClusterSecretStore", "SecretStore"} {
-		m, err := k.k.Mapper.RESTMapping(schema.GroupKind{Group: externalSecretsGroup, Kind: kind})
+	for _, gvk := range []schema.GroupVersionKind{kube.ClusterSecretStore, kube.SecretStore} {
+		list, err := k.k.List(ctx, gvk, "")
 		if meta.IsNoMatchError(err) {
 			continue // External Secrets not installed: nothing to check
 		}
 		if err != nil {
-			out = append(out, Check{Name: kind + "s", Message: err.Error()})
-			continue
-		}
-		list, err := k.k.Dynamic.Resource(m.Resource).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			out = append(out, Check{Name: kind + "s", Message: err.Error()})
+			out = append(out, Check{Name: gvk.Kind + "s", Message: err.Error()})
 			continue
 		}
 		for i := range list.Items {
