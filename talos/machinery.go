@@ -150,7 +150,7 @@ func Validate(o Options, p *Patches) (report *Report, err error) {
 
 // InlineManifests returns the inline manifests in cfg, from KubeInlineManifestConfig documents
 // and from v1alpha1 cluster.inlineManifests, in config order. Only control-plane nodes apply them.
-func InlineManifests(cfg config.Provider) []Manifest {
+func InlineManifests(cfg config.Config) []Manifest {
 	if cfg == nil {
 		return nil
 	}

@@ -8,14 +8,16 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/validation"
+
+	"github.com/bootcore-dev/bootcore/talos"
 )
 
 // Present lists which of names are inline manifests of cfg (both contracts: v1alpha1
 // cluster.inlineManifests and KubeInlineManifestConfig documents), in the order of names.
 func Present(cfg config.Config, names []string) []string {
 	have := map[string]bool{}
-	for _, m := range cfg.K8sInlineManifestConfigs() {
-		have[m.Name()] = true
+	for _, m := range talos.InlineManifests(cfg) {
+		have[m.Name] = true
 	}
 	var out []string
 	for _, n := range names {
@@ -50,16 +52,24 @@ func PatchConfig(cfg config.Provider, patch []byte, names []string) (config.Prov
 	if left := Present(patched, names); len(left) > 0 {
 		return nil, fmt.Errorf("the post-handover patch leaves inline manifest(s) %s", strings.Join(left, ", "))
 	}
-	kept := map[string]bool{}
-	for _, m := range patched.K8sInlineManifestConfigs() {
-		kept[m.Name()] = true
-	}
-	for _, m := range cfg.K8sInlineManifestConfigs() {
-		if !slices.Contains(names, m.Name()) && !kept[m.Name()] {
-			return nil, fmt.Errorf("the post-handover patch removes the inline manifest %q, which is not bootcore's", m.Name())
+	kept := Present(patched, userManifests(cfg, names))
+	for _, m := range userManifests(cfg, names) {
+		if !slices.Contains(kept, m) {
+			return nil, fmt.Errorf("the post-handover patch removes the inline manifest %q, which is not bootcore's", m)
 		}
 	}
 	return patched, nil
+}
+
+// userManifests are the names of cfg's inline manifests that are not among names (bootcore's).
+func userManifests(cfg config.Config, names []string) []string {
+	var out []string
+	for _, m := range talos.InlineManifests(cfg) {
+		if !slices.Contains(names, m.Name) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }
 
 // anyMode is a runtime mode without install or container requirements: the client does not
