@@ -27,26 +27,26 @@ func (c cache) path(e LockEntry, ext string) string {
 	return filepath.Join(c.dir, hex.EncodeToString(sum[:])+ext)
 }
 
-// archive returns the cached archive of a chart whose entry's digest is the archive's.
-func (c cache) archive(e LockEntry) ([]byte, bool) {
+// verified returns the cached file with extension ext when it hashes to the entry's digest.
+func (c cache) verified(e LockEntry, ext string) ([]byte, bool) {
 	if c.dir == "" || e.Digest == "" {
 		return nil, false
 	}
-	data, err := os.ReadFile(c.path(e, ".tgz"))
+	data, err := os.ReadFile(c.path(e, ext))
 	if err != nil || sha256Digest(data) != e.Digest {
 		return nil, false
 	}
 	return data, true
 }
 
+// archive returns the cached archive of a chart whose entry's digest is the archive's.
+func (c cache) archive(e LockEntry) ([]byte, bool) { return c.verified(e, ".tgz") }
+
 // ociArchive returns the cached chart layer of an OCI chart: the manifest must hash to the
 // entry's digest and list a chart layer whose digest matches the cached archive.
 func (c cache) ociArchive(e LockEntry) ([]byte, bool) {
-	if c.dir == "" || e.Digest == "" {
-		return nil, false
-	}
-	manifest, err := os.ReadFile(c.path(e, ".manifest.json"))
-	if err != nil || sha256Digest(manifest) != e.Digest {
+	manifest, ok := c.verified(e, ".manifest.json")
+	if !ok {
 		return nil, false
 	}
 	data, err := os.ReadFile(c.path(e, ".tgz"))
