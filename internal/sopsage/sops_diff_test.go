@@ -1105,6 +1105,9 @@ func TestGoldenFilesMatchSops(t *testing.T) {
 	for name, f := range map[string]formats.Format{
 		"secret.sops.yaml": formats.Yaml, "mixed.sops.yaml": formats.Yaml,
 		"suffix-maconly.sops.yaml": formats.Yaml, "blob.sops.json": formats.Binary,
+		"nested.sops.yaml": formats.Yaml, "types-maconly.sops.yaml": formats.Yaml,
+		"blob.sops.yaml": formats.Yaml, "types.sops.json": formats.Json,
+		"secret-maconly.sops.json": formats.Json,
 	} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", name))
