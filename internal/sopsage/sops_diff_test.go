@@ -11,6 +11,7 @@ package sopsage
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1128,4 +1130,185 @@ func TestGoldenFilesMatchSops(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ---- fuzzing ------------------------------------------------------------------------
+
+var fuzzFormats = []fileFormat{yamlFile, jsonFile, binaryFile, binaryYAMLFile}
+
+var fuzzRules = []string{"", "", "unencrypted_suffix", "encrypted_suffix", "unencrypted_regex", "encrypted_regex"}
+
+// fuzzDocs seed FuzzDecryptMatchesSops. They are small: the fuzzer minimizes every input
+// that finds new code, in time that grows with the square of its length.
+var fuzzDocs = []string{
+	"a: 1\n",
+	"s: x\nn: -1\nf: 1.5\nw: 2.0\nb: true\nz: null\ne: \"\"\n",
+	"l: [1, x, {k: v}, [2]]\nm: {a: {b: c}}\nel: []\nem: {}\n",
+	"# c\nk_unencrypted: v # c\nk_secret: 2\nlist:\n  # c\n  - x\n",
+	"t: 2024-01-01\ni: .inf\nh: 0x1F\nq: \"5\"\nbin: !!binary aGk=\nu: é🌍\n",
+	"a: &x {p: 1}\nb: *x\nc:\n  <<: *x\n  q: 2\n",
+	"data: {k: v}\nstringData: {t: s}\nmetadata: {name: n}\nkind: Secret\n",
+	`{"a": 1.0, "b": [1, "x", null, true], "c_unencrypted": 1e3, "": {}}`,
+	`{"k": "\u00e9\ud83d\ude00\/", "n": 9223372036854775808, "m": -0}`,
+	"a: 1\n---\nb: 2\n",
+}
+
+var fuzzRuleValues = map[string]string{
+	"unencrypted_suffix": "_unencrypted", "encrypted_suffix": "_secret",
+	"unencrypted_regex": "^(metadata|kind)$", "encrypted_regex": "^(data|stringData)$",
+}
+
+// FuzzDecryptMatchesSops encrypts fuzzed documents with sops' own code, in every format and
+// with fuzzed options, and requires that Decrypt returns what sops decrypts (or that both
+// refuse the file).
+func FuzzDecryptMatchesSops(f *testing.F) {
+	me := newIdentity(f)
+	useIdentities(f, me)
+	groups := [][]string{recipients(me)}
+	for _, doc := range fuzzDocs {
+		for i := range fuzzFormats {
+			f.Add([]byte(doc), uint8(i), uint8(0), "", false)
+		}
+		for i, r := range fuzzRules {
+			f.Add([]byte(doc), uint8(0), uint8(i), fuzzRuleValues[r], i%2 == 0)
+		}
+	}
+	f.Fuzz(func(t *testing.T, doc []byte, format, rule uint8, value string, macOnly bool) {
+		ff := fuzzFormats[int(format)%len(fuzzFormats)]
+		o := encryptOptions{rule: fuzzRules[int(rule)%len(fuzzRules)], value: value, macOnly: macOnly, groups: groups}
+		if o.rule == "" {
+			o.value, o.noDefaultRule = "", rule%2 == 1
+		}
+		data, err := sopsEncrypt(doc, ff, o)
+		if err != nil {
+			return // sops cannot encrypt it: not a document, a non-string key, a value sops has no type for
+		}
+		problem, ok := agree(data, ff.out)
+		if problem != "" {
+			t.Fatalf("%s, %s: %s", ff.name, o, problem)
+		}
+		if !ok {
+			return
+		}
+		// What sops' decrypt package returns is what Decrypt returns.
+		got, _ := Decrypt(data)
+		api, err := sopsAPI(data, ff.out)
+		if err != nil {
+			t.Fatalf("%s, %s: the tree decrypts, decrypt.DataWithFormat fails: %v", ff.name, o, err)
+		}
+		if d := treeDiff(looseForm(api), looseForm(got)); d != "" {
+			t.Fatalf("%s, %s: Decrypt and decrypt.DataWithFormat differ: %s", ff.name, o, d)
+		}
+	})
+}
+
+// fuzzBases are the files FuzzDecryptNeverAcceptsWhatSopsRefuses changes: written by the sops
+// CLI for testdata/test.agekey (testdata/README.md), so that an input means the same file in
+// every run.
+var fuzzBases = []string{
+	"secret.sops.yaml", "mixed.sops.yaml", "suffix-maconly.sops.yaml", "nested.sops.yaml",
+	"types-maconly.sops.yaml", "blob.sops.yaml", "blob.sops.json", "types.sops.json", "secret-maconly.sops.json",
+}
+
+// fuzzTokens are what edit operation 6 inserts: pieces of SOPS files, YAML and JSON.
+var fuzzTokens = []string{
+	"\n", " ", "    ", "- ", ": ", ", ", `"`, "'", "#", "{", "}", "[", "]", "null", "~", "1", "-0", "1.0",
+	"1e400", "18446744073709551615", "true", "yes", `""`, "_unencrypted", "_secret", "sops", "sops:\n",
+	"mac", "MAC", "mac_only_encrypted: true\n", "mac_only_encrypted: yes\n", "unencrypted_suffix: _x\n",
+	"encrypted_regex: ^x\n", "unencrypted_regex: .\n", "encrypted_comment_regex: x\n",
+	"shamir_threshold: 2\n", "key_groups:\n", "lastmodified: ", "version: 3\n", "recipient: ", "enc: ",
+	"pgp: [{created_at: x}]\n", "ENC[AES256_GCM,data:", ",iv:", ",tag:", ",type:str]", ",type:int]",
+	",type:float]", ",type:bool]", ",type:time]", ",type:comment]", ",type:bytes]", "<<: ", "&a ",
+	"*a", "!!binary ", "!!str ", "!!int ", "!!timestamp ", "---\n", "? ", "|\n", ">\n",
+	`\u00e9`, `\/`, `\ud83d\ude00`,
+}
+
+// applyEdits changes a file by an edit script: up to 16 operations of 4 bytes, an operation,
+// a position (2 bytes) and an argument. A short script is cheap for the fuzzer to minimize.
+func applyEdits(file, edits []byte) []byte {
+	out := append([]byte(nil), file...)
+	for i := 0; i+4 <= len(edits) && i < 16*4; i += 4 {
+		op, arg := edits[i], edits[i+3]
+		pos := 0
+		if len(out) > 0 {
+			pos = (int(edits[i+1])<<8 | int(edits[i+2])) % len(out)
+		}
+		start := bytes.LastIndexByte(out[:pos], '\n') + 1 // the line at pos
+		end := len(out)
+		if j := bytes.IndexByte(out[pos:], '\n'); j >= 0 {
+			end = pos + j + 1
+		}
+		switch op % 8 {
+		case 0: // set a byte
+			if len(out) > 0 {
+				out[pos] = arg
+			}
+		case 1: // insert a byte
+			out = slices.Insert(out, pos, arg)
+		case 2: // delete a byte
+			if len(out) > 0 {
+				out = slices.Delete(out, pos, pos+1)
+			}
+		case 3: // delete the line
+			out = slices.Delete(out, start, end)
+		case 4: // duplicate the line
+			out = slices.Insert(out, end, out[start:end]...)
+		case 5: // swap the line with the next one
+			next := end
+			if j := bytes.IndexByte(out[end:], '\n'); j >= 0 {
+				next = end + j + 1
+			} else {
+				next = len(out)
+			}
+			line := append([]byte(nil), out[start:end]...)
+			out = slices.Insert(slices.Delete(out, start, end), start+next-end, line...)
+		case 6: // insert a token
+			out = slices.Insert(out, pos, []byte(fuzzTokens[int(arg)%len(fuzzTokens)])...)
+		case 7: // cut the file
+			out = out[:pos]
+		}
+	}
+	return out
+}
+
+// FuzzDecryptNeverAcceptsWhatSopsRefuses changes encrypted files (fuzzed edit scripts on the
+// testdata files) and requires that Decrypt never panics, never decrypts a file sops refuses,
+// and returns sops' tree when sops decrypts it. A file is read as sops reads a JSON file when
+// it is a JSON object, and as a YAML file otherwise.
+func FuzzDecryptNeverAcceptsWhatSopsRefuses(f *testing.F) {
+	useIdentities(f, fixtureIdentity(f))
+	var bases [][]byte
+	for _, name := range fuzzBases {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		bases = append(bases, data)
+	}
+	// Seeds: each file as it is, and edits at the places that matter.
+	for b, data := range bases {
+		f.Add(uint8(b), []byte{})
+		for _, at := range []string{"mac_only_encrypted", "unencrypted_suffix", "encrypted_", "lastmodified", "_unencrypted:", "mac"} {
+			if i := bytes.Index(data, []byte(at)); i >= 0 {
+				f.Add(uint8(b), []byte{3, byte(i >> 8), byte(i), 0})                 // delete the line
+				f.Add(uint8(b), []byte{4, byte(i >> 8), byte(i), 0})                 // duplicate it
+				f.Add(uint8(b), []byte{6, byte(i >> 8), byte(i), byte(7 * len(at))}) // insert a token
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
+		data := applyEdits(bases[int(base)%len(bases)], edits)
+		format := formats.Yaml
+		if sopsReadsAsJSON(data) {
+			format = formats.Json
+		}
+		if problem, _ := agree(data, format); problem != "" {
+			t.Fatalf("%s changed by %x: %s", fuzzBases[int(base)%len(bases)], edits, problem)
+		}
+	})
+}
+
+// sopsReadsAsJSON: the file is a JSON object, which sops reads as a .json file.
+func sopsReadsAsJSON(data []byte) bool {
+	return json.Valid(data) && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{"))
 }
