@@ -97,7 +97,7 @@ check-corpus: build
 FUZZTIME ?= 3m
 # FUZZFLAGS passes test flags, e.g. FUZZFLAGS=-parallel=1 to leave cores for other work.
 FUZZFLAGS ?=
-FUZZ_TARGETS = FuzzParse:./internal/spec FuzzSubstitute:./internal/fluxtree FuzzSplit:./internal/render FuzzSplitManifests:./internal/render FuzzEncode:./internal/render FuzzGenerate:./talos
+FUZZ_TARGETS = FuzzParse:./internal/spec FuzzSubstitute:./internal/fluxtree FuzzSplit:./internal/render FuzzSplitManifests:./internal/render FuzzEncode:./internal/render FuzzGenerate:./talos FuzzDecryptMatchesSops:./internal/sopsage FuzzDecryptNeverAcceptsWhatSopsRefuses:./internal/sopsage
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
