@@ -93,7 +93,7 @@ check-corpus: build
 	done
 
 # Fuzz the parsers and the patch builder. FUZZTIME per target; by hand run at least
-# FUZZTIME=2m (6 targets: 12 min). The seed corpora (testdata/fuzz) also run in every go test.
+# FUZZTIME=2m (8 targets: 16 min). The seed corpora (testdata/fuzz) also run in every go test.
 FUZZTIME ?= 3m
 # FUZZFLAGS passes test flags, e.g. FUZZFLAGS=-parallel=1 to leave cores for other work.
 FUZZFLAGS ?=
