@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -59,9 +60,7 @@ func (s seen) evaluate(t Target) State {
 	}
 	st.Ready, st.Message = t.Ready(st.Object, s.lookup)
 	if !st.Ready {
-		if stalled, msg := Stalled(st.Object); stalled {
-			st.Stalled, st.Message = true, msg
-		}
+		st.Stalled, st.Message = gaveUp(st.Object, st.Message)
 	}
 	return st
 }
@@ -111,4 +110,22 @@ func (c *Client) AllReady(ctx context.Context, targets []Target) (bool, string, 
 		}
 	}
 	return true, fmt.Sprintf("%d objects Ready", len(targets)), nil
+}
+
+// gaveUp says whether an object that is not Ready will stay so without a change to it, and
+// why: Flux stopped retrying (Stalled), or kstatus computes Failed (a Deployment past its
+// progress deadline), as flux's own wait fails fast on.
+func gaveUp(u *unstructured.Unstructured, msg string) (bool, string) {
+	if stalled, why := Stalled(u); stalled {
+		return true, why
+	}
+	// An object with a Stalled condition is Flux's: Stalled above judged it for the current
+	// generation, which kstatus does not look at in conditions.
+	if _, flux := Condition(u, "Stalled"); flux {
+		return false, msg
+	}
+	if res, err := status.Compute(u); err == nil && res.Status == status.FailedStatus {
+		return true, "Failed: " + res.Message
+	}
+	return false, msg
 }

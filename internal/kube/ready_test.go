@@ -95,3 +95,34 @@ func parse(t *testing.T, doc string) *unstructured.Unstructured {
 	}
 	return u
 }
+
+// A wait ends early on what will not become Ready by itself: Flux's Stalled at the current
+// generation (not an old one), and kstatus' Failed (a Deployment past its progress deadline).
+func TestGaveUp(t *testing.T) {
+	stalled := parse(t, `
+metadata: {generation: 2}
+status:
+  conditions:
+    - {type: Stalled, status: "True", reason: RetriesExceeded, message: "Failed to install after 1 attempt(s)", observedGeneration: 2}
+    - {type: Ready, status: "False", reason: InstallFailed, message: "boom", observedGeneration: 2}
+`)
+	if ok, msg := gaveUp(stalled, ""); !ok || !strings.Contains(msg, "RetriesExceeded") {
+		t.Errorf("stalled: %v %q", ok, msg)
+	}
+	unstructured.SetNestedField(stalled.Object, int64(3), "metadata", "generation")
+	if ok, _ := gaveUp(stalled, ""); ok {
+		t.Error("a Stalled condition of an older generation ended the wait")
+	}
+	d := &unstructured.Unstructured{}
+	if err := d.UnmarshalJSON([]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","namespace":"y","generation":1},
+		"spec":{"replicas":1},"status":{"observedGeneration":1,"conditions":[{"type":"Progressing","status":"False","reason":"ProgressDeadlineExceeded"}]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, msg := gaveUp(d, ""); !ok || !strings.HasPrefix(msg, "Failed") {
+		t.Errorf("deadline exceeded: %v %q", ok, msg)
+	}
+	d.Object["status"] = map[string]any{"observedGeneration": int64(1), "replicas": int64(1), "updatedReplicas": int64(1)}
+	if ok, _ := gaveUp(d, ""); ok {
+		t.Error("a rolling-out Deployment ended the wait")
+	}
+}
