@@ -41,22 +41,3 @@ func (p *lockPhase) Run(ctx context.Context) (*runlock.Held, error) {
 	p.rep.Emit(Event{Type: EventProgress, Phase: PhaseLock, Message: "holding the agent lock as " + held.Identity()})
 	return held, nil
 }
-
-// unlockPhase gives the run lock up, so the next agent takes it at once rather than after
-// its lease duration.
-type unlockPhase struct {
-	env
-	held *runlock.Held
-}
-
-func (p *unlockPhase) Name() string  { return PhaseUnlock }
-func (p *unlockPhase) Title() string { return "giving the agent lock up" }
-
-func (p *unlockPhase) Done(context.Context) (Outcome[struct{}], error) {
-	return Outcome[struct{}]{}, nil
-}
-
-func (p *unlockPhase) Run(context.Context) (struct{}, error) {
-	p.held.Release()
-	return struct{}{}, nil
-}
