@@ -58,6 +58,8 @@ func PatchManifests(path string) ([]Manifest, error) {
 // patch: phase 0 (CRDs) and phase 1 (the CNI, and cluster DNS when the spec boots it).
 type Boot struct {
 	Path string // the patch they were read from
+	// CRDs are the CustomResourceDefinitions' identities only (apiVersion, kind, name): their
+	// bodies are megabytes, and nothing after boot needs them.
 	CRDs []*unstructured.Unstructured
 	CNI  []*unstructured.Unstructured
 	DNS  []*unstructured.Unstructured
@@ -83,10 +85,13 @@ func ReadBoot(path string) (*Boot, error) {
 		return nil, fmt.Errorf("%s has no inline manifest %q: is it a patch bootcore gen wrote?", path, CNIManifest)
 	}
 	b := &Boot{Path: path}
+	if b.CRDs, err = render.SplitMeta(string(byName[CRDManifest])); err != nil {
+		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, CRDManifest, err)
+	}
 	for _, part := range []struct {
 		name string
 		objs *[]*unstructured.Unstructured
-	}{{CRDManifest, &b.CRDs}, {CNIManifest, &b.CNI}, {DNSManifest, &b.DNS}} {
+	}{{CNIManifest, &b.CNI}, {DNSManifest, &b.DNS}} {
 		objs, err := render.Split(string(byName[part.name]))
 		if err != nil {
 			return nil, fmt.Errorf("%s: inline manifest %s: %w", path, part.name, err)

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bootcore-dev/bootcore/internal/render"
 )
 
 // The agent and `bootcore status` read the boot objects from the control-plane patch gen
@@ -57,5 +59,43 @@ func TestReadBoot(t *testing.T) {
 	}
 	if len(b.All()) != len(b.CRDs)+len(b.CNI)+len(b.DNS) {
 		t.Errorf("All has %d objects", len(b.All()))
+	}
+}
+
+// The CRDs' identities are read without decoding their megabytes of bodies: the same
+// apiVersion, kind and name as a full decode of the committed lab patch gives, in order.
+func TestReadBootCRDIdentitiesAreTheFullDecodes(t *testing.T) {
+	path := filepath.Join("..", "integration", "testdata", "lab", "generated", "infra", ControlPlaneFile)
+	b, err := ReadBoot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := PatchManifests(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full []*render.Object
+	for _, m := range ms {
+		if m.Name == CRDManifest {
+			objs, err := render.Split(string(m.Contents))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range objs {
+				full = append(full, &objs[i])
+			}
+		}
+	}
+	if len(full) == 0 || len(full) != len(b.CRDs) {
+		t.Fatalf("%d CRD identities, %d CRDs decoded in full", len(b.CRDs), len(full))
+	}
+	for i, o := range full {
+		got := b.CRDs[i]
+		if got.GetAPIVersion() != o.GetAPIVersion() || got.GetKind() != o.GetKind() || got.GetName() != o.GetName() || got.GetNamespace() != o.GetNamespace() {
+			t.Errorf("CRD %d: %s %s %s, full decode %s %s %s", i, got.GetAPIVersion(), got.GetKind(), got.GetName(), o.GetAPIVersion(), o.GetKind(), o.GetName())
+		}
+		if len(got.Object) != 3 || len(got.Object["metadata"].(map[string]any)) != 1 {
+			t.Errorf("CRD %s carries more than its identity: %v", got.GetName(), got.Object)
+		}
 	}
 }

@@ -232,6 +232,11 @@ func helmInstall(ctx context.Context, e env, r fluxRelease, ch *chart.Chart, dry
 	values := fluxtree.MergeValues(map[string]any{}, r.rel.Values)
 	post := &originLabels{hr: r.rel.HR}
 	timeout := r.rel.HR.GetInstall().GetTimeout(r.rel.HR.GetTimeout()).Duration
+	// Helm's client-side OpenAPI validation downloads and parses the API server's OpenAPI
+	// documents: an eighth of a hand-over's CPU and megabytes of memory. The API server
+	// validates what the install creates, and helm-controller validates the release again as
+	// it adopts it (with the HelmRelease's own disableOpenAPIValidation).
+	const skipOpenAPI = true
 
 	if !dryRun {
 		if err := discardInterrupted(e.rep, cfg, r); err != nil {
@@ -246,6 +251,7 @@ func helmInstall(ctx context.Context, e env, r fluxRelease, ch *chart.Chart, dry
 		in := action.NewInstall(cfg)
 		in.ReleaseName, in.Namespace = r.name(), r.namespace()
 		in.TakeOwnership = true
+		in.DisableOpenAPIValidation = skipOpenAPI
 		in.Timeout = timeout
 		in.PostRenderer = post
 		if dryRun {
@@ -262,6 +268,7 @@ func helmInstall(ctx context.Context, e env, r fluxRelease, ch *chart.Chart, dry
 	up := action.NewUpgrade(cfg)
 	up.Namespace = r.namespace()
 	up.TakeOwnership = true
+	up.DisableOpenAPIValidation = skipOpenAPI
 	up.Timeout = timeout
 	up.PostRenderer = post
 	up.MaxHistory = 5

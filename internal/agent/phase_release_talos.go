@@ -79,7 +79,7 @@ func (p *releaseTalosPhase) bootRefs() (object.ObjMetadataSet, []kube.Ref, error
 func (p *releaseTalosPhase) annotated(ctx context.Context, objs []kube.Ref) ([]kube.Ref, error) {
 	var out []kube.Ref
 	for _, ref := range objs {
-		live, err := p.k.Get(ctx, ref)
+		live, err := p.k.GetMetadata(ctx, ref)
 		if apierrors.IsNotFound(err) {
 			continue
 		}

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -39,7 +40,9 @@ type Client struct {
 	// Clientset is the concrete type: go-talos-support's collectors and Helm want it.
 	Clientset *kubernetes.Clientset
 	Dynamic   dynamic.Interface
-	Mapper    meta.RESTMapper
+	// Metadata reads objects' metadata only: a CRD is megabytes, its annotations are bytes.
+	Metadata metadata.Interface
+	Mapper   meta.RESTMapper
 
 	fieldManager string
 	http         *http.Client
@@ -68,11 +71,15 @@ func New(cfg *rest.Config, fieldManager string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	md, err := metadata.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Config: cfg, Clientset: cs, Dynamic: dyn, Mapper: mapper, fieldManager: fieldManager, http: hc}, nil
+	return &Client{Config: cfg, Clientset: cs, Dynamic: dyn, Metadata: md, Mapper: mapper, fieldManager: fieldManager, http: hc}, nil
 }
 
 // Resource maps a kind to its dynamic resource, in namespace when the kind is namespaced (the
@@ -103,6 +110,22 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*unstructured.Unstructured, 
 		return nil, err
 	}
 	return ri.Get(ctx, ref.Name, metav1.GetOptions{})
+}
+
+// GetMetadata reads one object's metadata only.
+func (c *Client) GetMetadata(ctx context.Context, ref Ref) (*metav1.PartialObjectMetadata, error) {
+	_, m, err := c.Resource(ref.GVK, ref.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if m.Scope.Name() != meta.RESTScopeNameNamespace {
+		return c.Metadata.Resource(m.Resource).Get(ctx, ref.Name, metav1.GetOptions{})
+	}
+	ns := ref.Namespace
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	return c.Metadata.Resource(m.Resource).Namespace(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 }
 
 // List lists the objects of a kind in namespace; "" lists every namespace.

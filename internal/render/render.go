@@ -261,6 +261,39 @@ func Split(manifest string) ([]Object, error) {
 	return out, nil
 }
 
+// SplitMeta splits a manifest stream like Split but decodes only each object's identity
+// (apiVersion, kind, metadata.name and .namespace): what a caller needs of a CRD bundle, whose
+// bodies are megabytes.
+func SplitMeta(manifest string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, doc := range splitManifests(manifest) {
+		var id struct {
+			APIVersion string `yaml:"apiVersion"`
+			Kind       string `yaml:"kind"`
+			Metadata   struct {
+				Name      string `yaml:"name"`
+				Namespace string `yaml:"namespace"`
+			} `yaml:"metadata"`
+		}
+		if err := yamlv2.Unmarshal([]byte(doc), &id); err != nil {
+			return nil, fmt.Errorf("%s: invalid YAML: %w", sourceOf(doc), err)
+		}
+		if id.APIVersion == "" && id.Kind == "" && id.Metadata.Name == "" {
+			continue // comments only
+		}
+		if id.Kind == "" || id.APIVersion == "" || id.Metadata.Name == "" {
+			return nil, fmt.Errorf("%s: object without apiVersion, kind or metadata.name", sourceOf(doc))
+		}
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(id.APIVersion)
+		u.SetKind(id.Kind)
+		u.SetName(id.Metadata.Name)
+		u.SetNamespace(id.Metadata.Namespace)
+		out = append(out, u)
+	}
+	return out, nil
+}
+
 // splitManifests returns the documents of a stream in order, split where Helm's
 // releaseutil.SplitManifests splits (sorted by BySplitManifestsOrder), without its regular
 // expression (?:^|\s*\n)---\s* : on the multi-megabyte CRD streams of phase 0 that regexp took a

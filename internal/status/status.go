@@ -431,7 +431,7 @@ func (k *Checker) inventory(ctx context.Context) Check {
 			c.Message = fmt.Sprintf("key %q: %v", key, err)
 			return c
 		}
-		live, err := k.k.Get(ctx, kube.Ref{GVK: ref.GroupKind.WithVersion(""), Namespace: ref.Namespace, Name: ref.Name})
+		live, err := k.k.GetMetadata(ctx, kube.Ref{GVK: ref.GroupKind.WithVersion(""), Namespace: ref.Namespace, Name: ref.Name})
 		if err != nil { // a kind no longer served cannot be managed by anyone
 			continue
 		}
@@ -459,7 +459,7 @@ func (k *Checker) inventory(ctx context.Context) Check {
 	return c
 }
 
-func managed(u *unstructured.Unstructured) bool {
+func managed(u metav1.Object) bool {
 	for _, key := range managedBy {
 		if u.GetLabels()[key] != "" || u.GetAnnotations()[key] != "" {
 			return true
