@@ -219,9 +219,15 @@ type agentSample struct {
 type agentRunResult struct {
 	samples      []agentSample
 	cpu, rerun   time.Duration
-	rss          int64
+	rss          usage
 	phaseWaits   int
 	handoverWall time.Duration
+}
+
+// usage is an agent process's peak memory: getrusage's peak RSS, and the peaks of its two
+// parts (sampled): anonymous memory (heap, stacks) and the binary's own file-backed pages.
+type usage struct {
+	peak, anon, file int64
 }
 
 // agentEnv holds what every run shares: the binaries.
@@ -247,7 +253,7 @@ func newAgentEnv(b *testing.B) *agentEnv {
 }
 
 // agentProc runs `bootcore agent` through peakrss; onEvent sees each event as it is printed.
-func (e *agentEnv) agentProc(l *labenv.Lab, dir, kubeconfig, name string, onEvent func(agent.Event)) ([]agent.Event, time.Duration, int64, time.Duration, error) {
+func (e *agentEnv) agentProc(l *labenv.Lab, dir, kubeconfig, name string, onEvent func(agent.Event)) ([]agent.Event, time.Duration, usage, time.Duration, error) {
 	rssFile := filepath.Join(dir, fmt.Sprintf("rss-%d", time.Now().UnixNano()))
 	args := []string{rssFile, e.bootcore, "agent", "--cluster", name, "--repo", l.Repo, "--kubeconfig", kubeconfig, "-o", "json",
 		"--bundle-dir", filepath.Join(dir, "bundle"), "--cache-dir", filepath.Join(dir, "cache"), "--flux-install", agent.InstallHelm}
@@ -257,11 +263,11 @@ func (e *agentEnv) agentProc(l *labenv.Lab, dir, kubeconfig, name string, onEven
 	cmd.Stderr = &stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return nil, 0, usage{}, 0, err
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, 0, 0, 0, err
+		return nil, 0, usage{}, 0, err
 	}
 	var events []agent.Event
 	sc := bufio.NewScanner(pipe)
@@ -269,7 +275,7 @@ func (e *agentEnv) agentProc(l *labenv.Lab, dir, kubeconfig, name string, onEven
 	for sc.Scan() {
 		var ev agent.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return nil, 0, 0, 0, fmt.Errorf("agent printed a line that is not an event: %q", sc.Text())
+			return nil, 0, usage{}, 0, fmt.Errorf("agent printed a line that is not an event: %q", sc.Text())
 		}
 		events = append(events, ev)
 		if onEvent != nil {
@@ -279,19 +285,30 @@ func (e *agentEnv) agentProc(l *labenv.Lab, dir, kubeconfig, name string, onEven
 	err = cmd.Wait()
 	wall := time.Since(start)
 	if err != nil {
-		return events, wall, 0, 0, fmt.Errorf("bootcore agent: %v\n%s", err, stderr.String())
+		return events, wall, usage{}, 0, fmt.Errorf("bootcore agent: %v\n%s", err, stderr.String())
 	}
 	rssData, err := os.ReadFile(rssFile)
 	if err != nil {
-		return events, wall, 0, 0, err
+		return events, wall, usage{}, 0, err
 	}
 	cpuData, err := os.ReadFile(rssFile + ".cpu")
 	if err != nil {
-		return events, wall, 0, 0, err
+		return events, wall, usage{}, 0, err
 	}
-	rss, _ := strconv.ParseInt(string(rssData), 10, 64)
+	var u usage
+	u.peak, _ = strconv.ParseInt(string(rssData), 10, 64)
 	cpu, _ := strconv.ParseInt(string(cpuData), 10, 64)
-	return events, wall, rss, time.Duration(cpu), nil
+	for _, part := range []struct {
+		ext string
+		v   *int64
+	}{{".anon", &u.anon}, {".file", &u.file}} {
+		data, err := os.ReadFile(rssFile + part.ext)
+		if err != nil {
+			return events, wall, u, 0, err
+		}
+		*part.v, _ = strconv.ParseInt(string(data), 10, 64)
+	}
+	return events, wall, u, time.Duration(cpu), nil
 }
 
 // handOver runs one full hand-over on a fresh cluster and the read-only re-run.
@@ -332,7 +349,7 @@ func (e *agentEnv) handOver(b *testing.B, i int) agentRunResult {
 	type done struct {
 		events   []agent.Event
 		wall     time.Duration
-		rss      int64
+		rss      usage
 		cpu      time.Duration
 		err      error
 		finished time.Time
@@ -461,7 +478,7 @@ func percentile(x []float64, p float64) float64 {
 // BenchmarkAgent: b.N hand-overs of fresh test-bed clusters (see the top of this file).
 func BenchmarkAgent(b *testing.B) {
 	e := newAgentEnv(b)
-	var agentMs, pollMs, lastMs, cpus, reruns, rss []float64
+	var agentMs, pollMs, lastMs, cpus, reruns, rss, anon, file []float64
 	// BENCH_AGENT_RUNS hand-overs in one call (run with -benchtime 1x: with Nx the testing
 	// package calls a benchmark with b.N=1 first and then with N).
 	runs := b.N
@@ -484,9 +501,11 @@ func BenchmarkAgent(b *testing.B) {
 		}
 		cpus = append(cpus, r.cpu.Seconds())
 		reruns = append(reruns, r.rerun.Seconds())
-		rss = append(rss, float64(r.rss))
-		fmt.Printf("bench-info: agent-run=run=%d samples=%d cpu-s=%.3f peak-rss-bytes=%d handover-s=%.1f rerun-s=%.3f\n",
-			i, len(r.samples), r.cpu.Seconds(), r.rss, r.handoverWall.Seconds(), r.rerun.Seconds())
+		rss = append(rss, float64(r.rss.peak))
+		anon = append(anon, float64(r.rss.anon))
+		file = append(file, float64(r.rss.file))
+		fmt.Printf("bench-info: agent-run=run=%d samples=%d cpu-s=%.3f peak-rss-bytes=%d anon-peak-bytes=%d file-peak-bytes=%d handover-s=%.1f rerun-s=%.3f\n",
+			i, len(r.samples), r.cpu.Seconds(), r.rss.peak, r.rss.anon, r.rss.file, r.handoverWall.Seconds(), r.rerun.Seconds())
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(len(agentMs)), "samples")
@@ -499,6 +518,8 @@ func BenchmarkAgent(b *testing.B) {
 	b.ReportMetric(percentile(cpus, 1), "cpu-max-s")
 	b.ReportMetric(percentile(cpus, 0.5), "cpu-p50-s")
 	b.ReportMetric(percentile(rss, 1)/(1<<20), "rss-max-MiB")
+	b.ReportMetric(percentile(anon, 1)/(1<<20), "rss-anon-max-MiB")
+	b.ReportMetric(percentile(file, 1)/(1<<20), "rss-file-max-MiB")
 	b.ReportMetric(percentile(reruns, 0.5), "rerun-p50-s")
 	b.ReportMetric(percentile(reruns, 1), "rerun-max-s")
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/container"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,6 +36,14 @@ var Manifests = []string{CRDManifest, CNIManifest, DNSManifest}
 // machinery's own patch loader: v1alpha1 cluster.inlineManifests (Talos < 1.14 contracts) and
 // KubeInlineManifestConfig documents (>= 1.14) alike.
 func PatchManifests(path string) ([]Manifest, error) {
+	cfg, err := loadPatch(path)
+	if err != nil {
+		return nil, err
+	}
+	return InlineManifests(cfg), nil
+}
+
+func loadPatch(path string) (config.Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -51,7 +60,7 @@ func PatchManifests(path string) ([]Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return InlineManifests(cfg), nil
+	return cfg, nil
 }
 
 // Boot is what Talos applied at boot from bootcore's inline manifests in a control-plane
@@ -73,26 +82,28 @@ func (b *Boot) All() []*unstructured.Unstructured {
 // ReadBoot reads the boot objects from the control-plane patch gen wrote: exactly what Talos
 // applied.
 func ReadBoot(path string) (*Boot, error) {
-	ms, err := PatchManifests(path)
+	cfg, err := loadPatch(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the patch bootcore gen wrote (run bootcore gen first): %w", err)
 	}
-	byName := map[string][]byte{}
-	for _, m := range ms {
-		byName[m.Name] = m.Contents
+	// The manifests' contents as machinery holds them: the CRD bundle is megabytes, and a
+	// copy of it is most of what the agent's memory peaks at.
+	byName := map[string]string{}
+	for _, m := range cfg.K8sInlineManifestConfigs() {
+		byName[m.Name()] = m.Contents()
 	}
 	if _, ok := byName[CNIManifest]; !ok {
 		return nil, fmt.Errorf("%s has no inline manifest %q: is it a patch bootcore gen wrote?", path, CNIManifest)
 	}
 	b := &Boot{Path: path}
-	if b.CRDs, err = render.SplitMeta(string(byName[CRDManifest])); err != nil {
+	if b.CRDs, err = render.SplitMeta(byName[CRDManifest]); err != nil {
 		return nil, fmt.Errorf("%s: inline manifest %s: %w", path, CRDManifest, err)
 	}
 	for _, part := range []struct {
 		name string
 		objs *[]*unstructured.Unstructured
 	}{{CNIManifest, &b.CNI}, {DNSManifest, &b.DNS}} {
-		objs, err := render.Split(string(byName[part.name]))
+		objs, err := render.Split(byName[part.name])
 		if err != nil {
 			return nil, fmt.Errorf("%s: inline manifest %s: %w", path, part.name, err)
 		}
