@@ -136,7 +136,7 @@ written); 2 invalid spec, flags or inputs, a missing or empty kubeconfig (nothin
 	}
 	f.DurationVar(&o.LockWait, "lock-wait", 5*time.Minute, "how long to wait while another agent holds the lock")
 	f.DurationVar(&o.LockTTL, "lock-ttl", runlock.DefaultLeaseDuration, "the agent lock's lease, whole seconds (at least 3s): a re-run waits this long for the lock of a killed agent; an agent that cannot renew its lock stops writing before it runs out")
-	f.DurationVar(&o.PollInterval, "poll-interval", 500*time.Millisecond, "how often waits re-check object status")
+	f.DurationVar(&o.PollInterval, "poll-interval", 500*time.Millisecond, "how often the cluster DNS wait looks again (waits for objects follow their changes through watches)")
 	f.StringVar(&o.BundleDir, "bundle-dir", ".", "directory for the support bundle written when a phase fails")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "chart cache directory (default $BOOTCORE_CACHE_DIR or the user cache dir)")
 	return cmd
