@@ -32,6 +32,8 @@ const (
 	targetFloorRatio = 1.5   // gen ≤ 1.5× the floor (Helm's engine render + one Talos validation per cluster)
 	targetTreeSecs   = 5.0   // a 2000-Kustomization tree parses in < 5 s
 	targetTreeSize   = 2000
+	targetFleetRatio = 5.0 // a 50-cluster fleet ≤ 5× the 1-cluster time (issue #16)
+	targetFleetSize  = 50
 )
 
 func main() {
@@ -138,7 +140,7 @@ func parse(r io.Reader) (*results, error) {
 var stages = []string{"tree-load", "release-resolve", "chart-load", "render-crd-sources", "render-cni", "render-dns", "encode", "talos-generate", "talos-validate", "secrets-bundle"}
 
 func (r *results) missing(agent bool) []string {
-	want := []string{"BenchmarkGenVsHelm", "BenchmarkGenVsFloor", "BenchmarkGen"}
+	want := []string{"BenchmarkGenVsHelm", "BenchmarkGenVsFloor", "BenchmarkGen", "BenchmarkGenFleet"}
 	if agent { // the smoke runs the agent benchmark only with BENCH_SMOKE_AGENT=1
 		want = append(want, "BenchmarkAgent")
 	}
@@ -245,6 +247,13 @@ func render(r *results, smoke bool) string {
 	} else {
 		p("| %d-Kustomization tree < %.0f s | parse (fluxtree.Load) %.2f s; lint (check.Run) %.2f s | parse %s, lint %s |\n",
 			targetTreeSize, targetTreeSecs, treeSecs, checkSecs, met(treeSecs < targetTreeSecs), met(checkSecs < targetTreeSecs))
+	}
+	fleetRatio, fleetN := r.get("BenchmarkGenFleet", "ratio-fleet/single"), r.get("BenchmarkGenFleet", "clusters")
+	if fleetN == targetFleetSize {
+		p("| %d-cluster fleet ≤ %.0f× the 1-cluster time | %s× (median per-pair ratio, %s ms / %s ms) | %s |\n",
+			targetFleetSize, targetFleetRatio, f2(fleetRatio), f0(r.get("BenchmarkGenFleet", "fleet-ms")), f0(r.get("BenchmarkGenFleet", "single-ms")), met(fleetRatio <= targetFleetRatio))
+	} else {
+		p("| %d-cluster fleet ≤ %.0f× the 1-cluster time | not measured in this run (a fleet of %s clusters: %s×) | — |\n", targetFleetSize, targetFleetRatio, f0(fleetN), f2(fleetRatio))
 	}
 	p("| parse and lint time grow linearly with the tree | %s (see [Scale](#3-scale-parse-and-lint-time-by-tree-size)) | %s |\n", linearity(r), met(linear(r)))
 	p("| peak RSS of `gen` on the large chart set | %s MiB (no target) | — |\n", f1(r.get("BenchmarkGenVsHelm", "gen-rss-MiB")))
@@ -359,6 +368,15 @@ func render(r *results, smoke bool) string {
 		f0(r.ms("BenchmarkGenStages/talos-generate")+r.ms("BenchmarkGenStages/talos-validate")),
 		100*(r.ms("BenchmarkGenStages/talos-generate")+r.ms("BenchmarkGenStages/talos-validate"))/genMs,
 		f0(r.ms("BenchmarkGenStages/secrets-bundle")))
+
+	// Fleet.
+	fleet := "BenchmarkGenFleet"
+	p("\n### A fleet\n\n")
+	p("`BenchmarkGenFleet` (bench/fleet_test.go): `gen.Run` on a fleet repository of %s clusters against `gen.Run` on the fleet of one cluster (same generator), alternating in rotating order in one process (%s pairs after one warm-up), warm chart cache, nothing written. `bench.WriteFleet` lays the fleet out as Flux's multi-cluster examples do, on the lab's components and the published charts (same loopback mirror): `kubernetes/clusters/<name>/` (the Flux entry, a cluster-settings ConfigMap, the Kustomizations of the cluster's flavour), a shared `kubernetes/infrastructure/base/` (one HelmRelease and HelmRepository per component) with one overlay per flavour patching the HelmReleases' values, an app on the same pattern, the boot-only Cilium values per flavour, the static Talos patches per contract and flavour, and gen's output committed. Three flavours (prod, staging on Talos 1.14 and Kubernetes 1.35; edge on Talos 1.13 and Kubernetes 1.34) in the proportions 2:1:2 select different values of every boot chart; within a flavour the clusters differ in name, API endpoint and the per-cluster variables Flux substitutes, among them Cilium's `cluster.name` and `cluster.id` (unique per cluster, as the lab and the real tree set them for ClusterMesh). So the CNI render and the Talos configs are distinct per cluster; the phase-0 renders and the DNS render are distinct per flavour.\n\n", f0(r.get(fleet, "clusters")), f0(r.get(fleet, "pairs")))
+	p("| | median | fleet ÷ it (median of per-pair ratios) | min – max ratio |\n| --- | ---: | ---: | ---: |\n")
+	p("| %s clusters | %s ms | | |\n", f0(r.get(fleet, "clusters")), f0(r.get(fleet, "fleet-ms")))
+	p("| 1 cluster | %s ms | %s× | %s – %s |\n\n", f0(r.get(fleet, "single-ms")), f2(r.get(fleet, "ratio-fleet/single")), f2(r.get(fleet, "ratio-fleet/single-min")), f2(r.get(fleet, "ratio-fleet/single-max")))
+	p("Target %d-cluster fleet ≤ %.0f× the 1-cluster time: **%s**.\n", targetFleetSize, targetFleetRatio, met(fleetN == targetFleetSize && fleetRatio <= targetFleetRatio))
 
 	// 2. Agent latency.
 	p("\n## 2. Agent latency against poll-based waits\n\n")
