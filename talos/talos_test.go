@@ -347,6 +347,45 @@ func TestDeterministic(t *testing.T) {
 	})
 }
 
+// Generate reads only the contract, the manifests and DisableKubeProxy: gen shares its patches
+// between clusters keyed on those alone (internal/gen, generate), so a field it starts to read
+// must join that key.
+func TestGenerateDependsOnlyOn(t *testing.T) {
+	equal := func(a, b *Patches) bool {
+		return bytes.Equal(a.ControlPlane, b.ControlPlane) && bytes.Equal(a.Worker, b.Worker) && bytes.Equal(a.PostHandover, b.PostHandover)
+	}
+	forEachContract(t, func(t *testing.T, v string) {
+		base := mustGenerate(t, options(v))
+		for name, change := range map[string]func(*Options){
+			"ClusterName":       func(o *Options) { o.ClusterName = "other" },
+			"Endpoint":          func(o *Options) { o.Endpoint = "https://10.9.9.9:6443" },
+			"KubernetesVersion": func(o *Options) { o.KubernetesVersion = "1.34.3" },
+			"BootDNS":           func(o *Options) { o.BootDNS = !o.BootDNS },
+			"StaticPatches": func(o *Options) {
+				o.StaticPatches = []StaticPatch{{Name: "p.yaml", Data: []byte("machine:\n  sysctls:\n    a.b: \"1\"\n")}}
+			},
+		} {
+			o := options(v)
+			change(&o)
+			if !equal(mustGenerate(t, o), base) {
+				t.Errorf("%s changes the patches", name)
+			}
+		}
+		for name, change := range map[string]func(*Options){
+			"TalosVersion":     func(o *Options) { o.TalosVersion = map[bool]string{true: "v1.13.9", false: "v1.14.1"}[multidoc(v)] },
+			"DisableKubeProxy": func(o *Options) { o.DisableKubeProxy = !o.DisableKubeProxy },
+			"Manifests":        func(o *Options) { o.Manifests[1].Contents = []byte(apps + "---\n" + crds) },
+			"manifest name":    func(o *Options) { o.Manifests[1].Name = "bootcore-net" },
+		} {
+			o := options(v)
+			change(&o)
+			if equal(mustGenerate(t, o), base) {
+				t.Errorf("%s does not change the patches", name)
+			}
+		}
+	})
+}
+
 func TestGolden(t *testing.T) {
 	forEachContract(t, func(t *testing.T, v string) {
 		p := mustGenerate(t, options(v))
