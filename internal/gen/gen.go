@@ -658,6 +658,13 @@ func (g *generator) renderBoot(in render.Input) *release {
 		if r.res, r.err = render.RenderRelease(in); r.err != nil {
 			return r, nil
 		}
+		// Equal text is equal objects: the full second render and the comparison of objects,
+		// which names the templates that changed, are needed only when the text changed.
+		same, err := render.SameAgain(in, r.res)
+		if err != nil || same {
+			r.againErr = err
+			return r, nil
+		}
 		again, err := render.Render(in)
 		if err != nil {
 			r.againErr = err
