@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
+	"go.yaml.in/yaml/v4"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -713,6 +715,70 @@ func TestValidationBundleSizes(t *testing.T) {
 		} {
 			if d := c.reported - c.user; d < -slack || d > slack {
 				t.Errorf("%s config: reported %d bytes, the user's (RSA key) is %d", c.name, c.reported, c.user)
+			}
+		}
+	})
+}
+
+// The YAML encoder writes a stream of documents as each one's encoding joined by "---", also for
+// contents the literal style has to mark (chomping, indentation) or cannot hold.
+func TestEncodeDocsIsEncodePatch(t *testing.T) {
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n"} {
+		docs := []*yaml.Node{
+			document("KubeFlannelCNIConfig", str("$patch"), str("delete")),
+			document("KubeInlineManifestConfig", str("name"), str("m1"), str("manifest"), literal(contents)),
+			document("KubeInlineManifestConfig", str("name"), str("m2"), str("manifest"), literal(contents+"d: 4\n")),
+		}
+		want, err := encodePatch(docs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Cache{}
+		for range 2 { // encoded, then from the cache
+			got, err := c.encodeDocs(docs, []string{"", "m1 " + contents, ""})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("contents %q:\nencodeDocs:\n%s\nencodePatch:\n%s", contents, got, want)
+			}
+		}
+	}
+}
+
+// A Cache changes no result: Generate's patches and Validate's sizes are those of calls without
+// one, for clusters that share it with other names, endpoints, static patches and manifests.
+func TestCacheIsTransparent(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		c := &Cache{}
+		variants := []func(*Options){
+			func(*Options) {},
+			func(o *Options) { o.ClusterName, o.Endpoint = "other-cluster", "https://192.168.100.200:6443" },
+			func(o *Options) { o.Manifests[1].Contents = []byte(apps + "---\n" + crds) },
+			func(o *Options) { o.DisableKubeProxy = false },
+			func(o *Options) { o.StaticPatches = []StaticPatch{userPatch(v)} },
+		}
+		for i, change := range variants {
+			o := options(v)
+			change(&o)
+			want := mustGenerate(t, o)
+			wantSizes, err := Validate(o, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Cache = c
+			for range 2 {
+				got := mustGenerate(t, o)
+				if !bytes.Equal(got.ControlPlane, want.ControlPlane) || !bytes.Equal(got.Worker, want.Worker) || !bytes.Equal(got.PostHandover, want.PostHandover) {
+					t.Fatalf("variant %d: patches differ with a Cache", i)
+				}
+				sizes, err := Validate(o, got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(sizes, wantSizes) {
+					t.Fatalf("variant %d: sizes %+v with a Cache, %+v without", i, sizes, wantSizes)
+				}
 			}
 		}
 	})

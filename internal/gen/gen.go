@@ -181,6 +181,7 @@ type generator struct {
 	renders  memo[*release]            // phase-1 renders with the randomness guard (phase1)
 	bootVals memo[[]string]            // the report's boot-only value changes (phase1)
 	patches  memo[*talos.Patches]      // talos.Generate (generate)
+	talos    talos.Cache               // encodings of equal manifests in Generate and Validate
 }
 
 // walk is the tree of one flux-system entry, with the problems LoadAll collected.
@@ -250,6 +251,7 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		KubernetesVersion: c.KubernetesVersion,
 		DisableKubeProxy:  kubeProxyReplaced(cni),
 		BootDNS:           g.spec.DNS != nil,
+		Cache:             &g.talos,
 	}
 	if len(crds) > 0 {
 		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: talos.CRDManifest, Contents: crdBytes})
