@@ -389,13 +389,14 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 			parts = append(parts, "path", src.Path)
 			continue
 		}
+		// The sources before this one fail first, as they would rendering one after the other.
 		rel, err := tree.Release(src.HelmRelease)
 		if err != nil {
-			return nil, fmt.Errorf("crds[%d]: %w", i, err)
+			return nil, g.firstError(sources, i, fmt.Errorf("crds[%d]: %w", i, err))
 		}
 		ch, err := g.fetch(ctx, rel)
 		if err != nil {
-			return nil, err
+			return nil, g.firstError(sources, i, err)
 		}
 		in := render.Input{
 			Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
@@ -419,11 +420,21 @@ func (g *generator) digest(ch *chart.Chart) string {
 	return g.digests[ch]
 }
 
+// firstError returns the error of phase 0's first n sources, if they have one, else err.
+func (g *generator) firstError(sources []*crdSource, n int, err error) error {
+	if _, perr := g.buildPhase0(sources[:n]); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// buildPhase0 builds phase 0 from the spec's sources, resolved in sources; given fewer, it
+// builds from the first len(sources) (firstError).
 func (g *generator) buildPhase0(sources []*crdSource) (*crdSet, error) {
 	set := &crdSet{}
 	byName := map[string]string{} // CRD name -> origin, to refuse two sources of one CRD
 	var crds []*unstructured.Unstructured
-	for i, src := range g.spec.CRDs {
+	for i, src := range g.spec.CRDs[:len(sources)] {
 		if src.Path != "" {
 			objs, err := crdFiles(g.repo, src.Path)
 			if err != nil {

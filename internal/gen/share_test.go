@@ -209,3 +209,15 @@ func TestCloneChartIsolatesDependencyProcessing(t *testing.T) {
 		t.Fatal("the next clone lost the subchart's objects")
 	}
 }
+
+// Resolving every phase-0 source before rendering any (to key the shared result) keeps the
+// errors of one-after-the-other rendering: an earlier source's render error comes first.
+func TestPhase0ErrorsInSourceOrder(t *testing.T) {
+	root := labCopy(t)
+	edit(t, root, "bootstrap/bootcore.yaml", "    values:\n      crds:\n        enabled: true\n", "    values:\n      crds:\n        enabled: false\n")
+	edit(t, root, "bootstrap/bootcore.yaml", "  - helmRelease: external-secrets/external-secrets\n", "  - helmRelease: external-secrets/missing\n")
+	_, err := Run(context.Background(), Options{Repo: root, CacheDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "crds[0]") || !strings.Contains(err.Error(), "rendered no CustomResourceDefinition") {
+		t.Fatalf("err = %v, want crds[0]'s: it renders no CRD", err)
+	}
+}
