@@ -1,7 +1,8 @@
 # Benchmarks (issue #8; bench/, docs/benchmarks.md). Included from the top-level Makefile.
 #
 #   make bench         run the benchmarks and rewrite docs/benchmarks.md (~20 min on 2 cores:
-#                      the gen pairs, the scale trees and BENCH_AGENT_RUNS test-bed hand-overs;
+#                      the gen pairs, the fleet pairs, the scale trees and BENCH_AGENT_RUNS
+#                      test-bed hand-overs;
 #                      plus the first time ~1 min to build the helm CLI and `make testbin`)
 #   make bench-smoke   every benchmark once on small inputs, and the report program on the result,
 #                      so the harness cannot rot (part of `make test`; well under a minute after
@@ -20,6 +21,8 @@ BENCH_PAIRS ?= 10
 # Runs of each stage benchmark and of each scale benchmark (the report takes the median).
 BENCH_COUNT       ?= 5
 BENCH_SCALE_COUNT ?= 3
+# Pairs of the fleet comparison (50 clusters against 1), after one warm-up pair.
+BENCH_FLEET_PAIRS ?= 5
 # Hand-overs of fresh test-bed clusters by the agent benchmark (~20 samples each).
 BENCH_AGENT_RUNS ?= 2
 BENCH_OUT   ?= docs/benchmarks.md
@@ -42,6 +45,7 @@ bench: bench-tools testbin
 	@rm -f $(BENCH_DIR)/bench.txt && date +%s >$(BENCH_DIR)/bench.start
 	cd bench && $(BENCH_ENV) $(BENCH_TEST) -test.bench 'GenVsHelm|GenVsFloor' -test.benchtime $(BENCH_PAIRS)x | tee -a $(BENCH_DIR)/bench.txt
 	cd bench && $(BENCH_ENV) $(BENCH_TEST) -test.bench '^BenchmarkGen$$|GenStages' -test.benchtime 1x -test.count $(BENCH_COUNT) | tee -a $(BENCH_DIR)/bench.txt
+	cd bench && $(BENCH_ENV) $(BENCH_TEST) -test.bench 'GenFleet' -test.benchtime $(BENCH_FLEET_PAIRS)x | tee -a $(BENCH_DIR)/bench.txt
 	cd bench && $(BENCH_ENV) $(BENCH_TEST) -test.bench 'TreeLoad|Check' -test.benchtime 1x -test.count $(BENCH_SCALE_COUNT) | tee -a $(BENCH_DIR)/bench.txt
 	cd bench && BENCH_AGENT_RUNS=$(BENCH_AGENT_RUNS) $(BENCH_ENV) $(BENCH_TEST) -test.bench 'Agent' -test.benchtime 1x | tee -a $(BENCH_DIR)/bench.txt
 	$(GO) run ./bench/cmd/report -in $(BENCH_DIR)/bench.txt -out $(BENCH_OUT) -start-file $(BENCH_DIR)/bench.start

@@ -10,19 +10,22 @@ package bench
 //	                      client-only) of the same charts and values, alternating, ratio per pair
 //	BenchmarkGen          gen.Run alone (for -cpuprofile/-memprofile)
 //	BenchmarkGenStages    the steps of gen one by one, to say what dominates
+//	BenchmarkGenFleet     gen.Run on a 50-cluster fleet in 3 flavours against a one-cluster
+//	                      fleet, alternating, ratio per pair (fleet_test.go)
 //	BenchmarkTreeLoad     fluxtree.Load of trees with 50/500/2000 Kustomizations (the parse)
 //	BenchmarkCheck        check.Run of the same trees (the lint)
 //	BenchmarkAgent        bootcore agent hand-overs on the test bed: detection latency against
 //	                      an independent watcher and a 2-second poll loop, CPU, peak RSS,
 //	                      read-only re-run (agent_test.go)
 //
-// The gen benchmarks run on the lab tree and the published charts (newChartEnv); only the scale
-// trees are synthetic (WriteScaleTree).
+// The gen benchmarks run on the lab tree and the published charts (newChartEnv); the fleet
+// (WriteFleet) and the scale trees (WriteScaleTree) are synthetic, the fleet on the published
+// charts too.
 //
 // Environment: BENCH_SMOKE=1 (small inputs); BENCH_HELM, BENCH_BOOTCORE, BENCH_CRDFILTER,
 // BENCH_PEAKRSS (binaries: bootcore, crdfilter and peakrss are built when unset, helm defaults to
 // integration/.testbin/bin/helm and the pipeline benchmark is skipped without it); BENCH_SIZES
-// (comma-separated scale-tree sizes).
+// (comma-separated scale-tree sizes); BENCH_FLEET (clusters of the fleet benchmark).
 
 import (
 	"bytes"
@@ -112,6 +115,7 @@ func TestMain(m *testing.M) {
 	if chartSet.env != nil && chartSet.env.mirror != nil {
 		chartSet.env.mirror.Close()
 	}
+	closeFleets()
 	os.RemoveAll(scratch)
 	os.Exit(code)
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
-	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
@@ -170,17 +169,12 @@ func (r *Report) add(o Options, role string, cfg config.Provider, size *int, pat
 		return err
 	}
 
-	encoded, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+	n, err := o.Cache.encodedSize(o, cfg)
 	if err != nil {
 		return fmt.Errorf("%s config %s: encoding: %w", role, o.context(), err)
 	}
 
-	extra, err := serviceAccountKeyExtra(o, encoded)
-	if err != nil {
-		return fmt.Errorf("%s config %s: %w", role, o.context(), err)
-	}
-
-	*size = len(encoded) + extra
+	*size = n
 
 	return nil
 }

@@ -55,6 +55,9 @@ type Options struct {
 	BootDNS bool
 	// StaticPatches are applied before bootcore's patches when building or validating configs.
 	StaticPatches []StaticPatch
+	// Cache, when set, shares the encoding of equal manifests between calls (cache.go): the
+	// clusters of one gen run. It changes no result.
+	Cache *Cache
 }
 
 // Patches are YAML patch files for `talosctl ... --config-patch @file`.
@@ -98,10 +101,21 @@ func Generate(o Options) (*Patches, error) {
 
 	p := &Patches{}
 
+	// On the multi-document contract the manifests' documents close the control-plane patch,
+	// one per manifest, and are encoded once per Cache.
+	shared := make([]string, len(cp))
+	if o.Cache != nil && contract.MultidocKubernetesConfigSupported() {
+		for i, m := range manifests {
+			shared[len(cp)-len(manifests)+i] = manifestKey(m.Name, m.Contents)
+		}
+	}
+	if p.ControlPlane, err = o.Cache.encodeDocs(cp, shared); err != nil {
+		return nil, fmt.Errorf("encoding patches %s: %w", o.context(), err)
+	}
 	for _, f := range []struct {
 		dst  *[]byte
 		docs []*yaml.Node
-	}{{&p.ControlPlane, cp}, {&p.Worker, worker}, {&p.PostHandover, post}} {
+	}{{&p.Worker, worker}, {&p.PostHandover, post}} {
 		if *f.dst, err = encodePatch(f.docs); err != nil {
 			return nil, fmt.Errorf("encoding patches %s: %w", o.context(), err)
 		}

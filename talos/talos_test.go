@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
+	"go.yaml.in/yaml/v4"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -347,6 +349,45 @@ func TestDeterministic(t *testing.T) {
 	})
 }
 
+// Generate reads only the contract, the manifests and DisableKubeProxy: gen shares its patches
+// between clusters keyed on those alone (internal/gen, generate), so a field it starts to read
+// must join that key.
+func TestGenerateDependsOnlyOn(t *testing.T) {
+	equal := func(a, b *Patches) bool {
+		return bytes.Equal(a.ControlPlane, b.ControlPlane) && bytes.Equal(a.Worker, b.Worker) && bytes.Equal(a.PostHandover, b.PostHandover)
+	}
+	forEachContract(t, func(t *testing.T, v string) {
+		base := mustGenerate(t, options(v))
+		for name, change := range map[string]func(*Options){
+			"ClusterName":       func(o *Options) { o.ClusterName = "other" },
+			"Endpoint":          func(o *Options) { o.Endpoint = "https://10.9.9.9:6443" },
+			"KubernetesVersion": func(o *Options) { o.KubernetesVersion = "1.34.3" },
+			"BootDNS":           func(o *Options) { o.BootDNS = !o.BootDNS },
+			"StaticPatches": func(o *Options) {
+				o.StaticPatches = []StaticPatch{{Name: "p.yaml", Data: []byte("machine:\n  sysctls:\n    a.b: \"1\"\n")}}
+			},
+		} {
+			o := options(v)
+			change(&o)
+			if !equal(mustGenerate(t, o), base) {
+				t.Errorf("%s changes the patches", name)
+			}
+		}
+		for name, change := range map[string]func(*Options){
+			"TalosVersion":     func(o *Options) { o.TalosVersion = map[bool]string{true: "v1.13.9", false: "v1.14.1"}[multidoc(v)] },
+			"DisableKubeProxy": func(o *Options) { o.DisableKubeProxy = !o.DisableKubeProxy },
+			"Manifests":        func(o *Options) { o.Manifests[1].Contents = []byte(apps + "---\n" + crds) },
+			"manifest name":    func(o *Options) { o.Manifests[1].Name = "bootcore-net" },
+		} {
+			o := options(v)
+			change(&o)
+			if equal(mustGenerate(t, o), base) {
+				t.Errorf("%s does not change the patches", name)
+			}
+		}
+	})
+}
+
 func TestGolden(t *testing.T) {
 	forEachContract(t, func(t *testing.T, v string) {
 		p := mustGenerate(t, options(v))
@@ -674,6 +715,70 @@ func TestValidationBundleSizes(t *testing.T) {
 		} {
 			if d := c.reported - c.user; d < -slack || d > slack {
 				t.Errorf("%s config: reported %d bytes, the user's (RSA key) is %d", c.name, c.reported, c.user)
+			}
+		}
+	})
+}
+
+// The YAML encoder writes a stream of documents as each one's encoding joined by "---", also for
+// contents the literal style has to mark (chomping, indentation) or cannot hold.
+func TestEncodeDocsIsEncodePatch(t *testing.T) {
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n"} {
+		docs := []*yaml.Node{
+			document("KubeFlannelCNIConfig", str("$patch"), str("delete")),
+			document("KubeInlineManifestConfig", str("name"), str("m1"), str("manifest"), literal(contents)),
+			document("KubeInlineManifestConfig", str("name"), str("m2"), str("manifest"), literal(contents+"d: 4\n")),
+		}
+		want, err := encodePatch(docs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Cache{}
+		for range 2 { // encoded, then from the cache
+			got, err := c.encodeDocs(docs, []string{"", "m1 " + contents, ""})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("contents %q:\nencodeDocs:\n%s\nencodePatch:\n%s", contents, got, want)
+			}
+		}
+	}
+}
+
+// A Cache changes no result: Generate's patches and Validate's sizes are those of calls without
+// one, for clusters that share it with other names, endpoints, static patches and manifests.
+func TestCacheIsTransparent(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		c := &Cache{}
+		variants := []func(*Options){
+			func(*Options) {},
+			func(o *Options) { o.ClusterName, o.Endpoint = "other-cluster", "https://192.168.100.200:6443" },
+			func(o *Options) { o.Manifests[1].Contents = []byte(apps + "---\n" + crds) },
+			func(o *Options) { o.DisableKubeProxy = false },
+			func(o *Options) { o.StaticPatches = []StaticPatch{userPatch(v)} },
+		}
+		for i, change := range variants {
+			o := options(v)
+			change(&o)
+			want := mustGenerate(t, o)
+			wantSizes, err := Validate(o, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Cache = c
+			for range 2 {
+				got := mustGenerate(t, o)
+				if !bytes.Equal(got.ControlPlane, want.ControlPlane) || !bytes.Equal(got.Worker, want.Worker) || !bytes.Equal(got.PostHandover, want.PostHandover) {
+					t.Fatalf("variant %d: patches differ with a Cache", i)
+				}
+				sizes, err := Validate(o, got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(sizes, wantSizes) {
+					t.Fatalf("variant %d: sizes %+v with a Cache, %+v without", i, sizes, wantSizes)
+				}
 			}
 		}
 	})

@@ -5,12 +5,14 @@ package gen
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,7 +105,7 @@ func Run(ctx context.Context, o Options) (*Output, error) {
 		logf = func(string, ...any) {}
 	}
 	g := &generator{spec: s, repo: o.Repo, fetcher: fetcher, strip: s.CRDDescriptions == spec.CRDDescriptionsStrip, used: map[string]chartsource.LockEntry{}, logf: logf,
-		digests: map[*chart.Chart]string{}, crdRuns: map[string]*crdRun{}}
+		digests: map[*chart.Chart]string{}, trees: memo[*walk]{shareErrors: true}, crdRuns: memo[[]render.Object]{shareErrors: true}}
 	for _, n := range names {
 		c, _ := s.Cluster(n)
 		talos.Prewarm(c.TalosVersion)
@@ -168,16 +170,24 @@ type generator struct {
 	used    map[string]chartsource.LockEntry
 	logf    func(format string, args ...any)
 
-	mu      sync.Mutex              // clusters render concurrently; it guards the maps below
-	digests map[*chart.Chart]string // content digest of each fetched chart
-	crdRuns map[string]*crdRun      // phase-0 renders by their inputs (see renderCRDs)
+	mu      sync.Mutex              // clusters render concurrently; it guards the map below
+	digests map[*chart.Chart]string // content digest of each chart handed out by fetch
+
+	// Work shared by the clusters (share.go), by everything its result depends on.
+	trees    memo[*walk]               // tree walks, by flux-system entry
+	charts   memo[*chartsource.Result] // fetched charts, by source (each caller gets a clone)
+	crdRuns  memo[[]render.Object]     // phase-0 renders (renderCRDs)
+	phase0s  memo[*crdSet]             // a cluster's whole phase 0 (phase0)
+	renders  memo[*release]            // phase-1 renders with the randomness guard (phase1)
+	bootVals memo[[]string]            // the report's boot-only value changes (phase1)
+	patches  memo[*talos.Patches]      // talos.Generate (generate)
+	talos    talos.Cache               // encodings of equal manifests in Generate and Validate
 }
 
-// crdRun is one phase-0 render, done once for every cluster that asks for it.
-type crdRun struct {
-	once sync.Once
-	objs []render.Object
-	err  error
+// walk is the tree of one flux-system entry, with the problems LoadAll collected.
+type walk struct {
+	tree     *fluxtree.Tree
+	problems []fluxtree.Problem
 }
 
 func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]byte, *ClusterReport, error) {
@@ -191,11 +201,17 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 	}
 	// Problems elsewhere in the tree are check's business: gen fails only on those of the
 	// Kustomizations that lead to what it renders.
-	tree, problems, err := fluxtree.LoadAll(ctx, g.repo, c.FluxSystem, TreeOptions(g.spec))
+	// Clusters that share an entry share its tree: the walk reads the repository, the entry and
+	// the spec's walk options, which are the same for the whole run; the tree is only read.
+	w, err := g.trees.do(key(filepath.Clean(c.FluxSystem)), func() (*walk, error) {
+		tree, problems, err := fluxtree.LoadAll(ctx, g.repo, c.FluxSystem, TreeOptions(g.spec))
+		return &walk{tree, problems}, err
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := bootProblems(tree, problems, BootReleases(g.spec)); err != nil {
+	tree := w.tree
+	if err := bootProblems(tree, w.problems, BootReleases(g.spec)); err != nil {
 		return nil, nil, err
 	}
 	report := &ClusterReport{Name: c.Name, TalosVersion: c.TalosVersion, BudgetBytes: g.spec.Budget.MaxConfigBytes}
@@ -203,10 +219,12 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		report.Skipped = append(report.Skipped, s.String())
 	}
 
-	crds, err := g.phase0(ctx, c, tree, report)
+	set, err := g.phase0(ctx, c, tree)
 	if err != nil {
 		return nil, nil, err
 	}
+	crds, crdBytes := set.crds, set.encoded
+	report.StrippedBytes = set.stripped
 	cni, err := g.phase1(ctx, c, tree, crds, report, bootRelease{field: "cni", Release: g.spec.CNI.Release, valuesFile: c.CNIValues})
 	if err != nil {
 		return nil, nil, err
@@ -216,10 +234,6 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		if dns, err = g.phase1(ctx, c, tree, crds, report, bootRelease{field: "dns", Release: *g.spec.DNS}); err != nil {
 			return nil, nil, err
 		}
-	}
-	crdBytes, err := render.Encode(crds)
-	if err != nil {
-		return nil, nil, err
 	}
 	cniBytes, err := render.Encode(cni)
 	if err != nil {
@@ -237,6 +251,7 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		KubernetesVersion: c.KubernetesVersion,
 		DisableKubeProxy:  kubeProxyReplaced(cni),
 		BootDNS:           g.spec.DNS != nil,
+		Cache:             &g.talos,
 	}
 	if len(crds) > 0 {
 		opts.Manifests = append(opts.Manifests, talos.Manifest{Name: talos.CRDManifest, Contents: crdBytes})
@@ -262,7 +277,7 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 			opts.StaticPatches = append(opts.StaticPatches, talos.StaticPatch{Name: p, Data: data, Role: set.role})
 		}
 	}
-	patches, err := talos.Generate(opts)
+	patches, err := g.generate(opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -315,9 +330,14 @@ func checkSettings(repo string, c spec.Cluster) error {
 }
 
 func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Chart, error) {
-	res, err := g.fetcher.Fetch(ctx, chartsource.Source{
+	src := chartsource.Source{
 		Kind: r.Chart.Kind, URL: r.Chart.URL, Chart: r.Chart.Chart, Version: r.Chart.Version,
 		Digest: r.Chart.Digest, Origin: r.Origin(),
+	}
+	// A chart is loaded once per source; Origin only names the release in messages. Errors are
+	// not shared: they name the release, and a fetch over the network may succeed next time.
+	res, err := g.charts.do(key(src.Kind, src.URL, src.Chart, src.Version, src.Digest), func() (*chartsource.Result, error) {
+		return g.fetcher.Fetch(ctx, src)
 	})
 	if err != nil {
 		return nil, err
@@ -331,20 +351,90 @@ func (g *generator) fetch(ctx context.Context, r *fluxtree.Release) (*chart.Char
 		from += " " + r.Chart.URL
 	}
 	g.logf("%s: chart %s from %s (%s)", r.Origin(), strings.TrimSpace(r.Chart.Chart+" "+r.Chart.Version), from, res.Digest)
+	// Helm's dependency processing writes into the chart it renders: every render gets its own.
+	ch := cloneChart(res.Chart)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.digests[res.Chart] = res.Digest
+	g.digests[ch] = res.Digest
 	for _, e := range res.Lock {
 		g.used[e.Source+" "+e.Chart+" "+e.Version] = e
 	}
-	return res.Chart, nil
+	return ch, nil
+}
+
+// crdSet is a cluster's phase 0: its CRDs sorted by name (shared between clusters, so never
+// written), their encoding, and the bytes crdDescriptions: strip saved.
+type crdSet struct {
+	crds     []*unstructured.Unstructured
+	encoded  []byte
+	stripped int
+}
+
+// crdSource is one phase-0 source resolved in a cluster's tree.
+type crdSource struct {
+	rel *fluxtree.Release
+	in  render.Input
 }
 
 // phase0 renders every CRD source and keeps its CustomResourceDefinitions, sorted by name.
-func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, report *ClusterReport) ([]*unstructured.Unstructured, error) {
+// Clusters whose sources resolve to the same inputs share the result: it depends on each
+// source's chart content, release, values and HelmRelease (ownership labels, messages), the
+// Kubernetes version, the files of path sources and the strip setting.
+func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree) (*crdSet, error) {
+	sources := make([]*crdSource, len(g.spec.CRDs))
+	parts := []string{"phase0", c.KubernetesVersion, strconv.FormatBool(g.strip)}
+	shared := true
+	for i, src := range g.spec.CRDs {
+		if src.Path != "" {
+			parts = append(parts, "path", src.Path)
+			continue
+		}
+		// The sources before this one fail first, as they would rendering one after the other.
+		rel, err := tree.Release(src.HelmRelease)
+		if err != nil {
+			return nil, g.firstError(sources, i, fmt.Errorf("crds[%d]: %w", i, err))
+		}
+		ch, err := g.fetch(ctx, rel)
+		if err != nil {
+			return nil, g.firstError(sources, i, err)
+		}
+		in := render.Input{
+			Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
+			Values: fluxtree.MergeValues(rel.Values, src.Values), KubeVersion: c.KubernetesVersion, IncludeCRDDir: true,
+		}
+		sources[i] = &crdSource{rel: rel, in: in}
+		digest := g.digest(ch)
+		shared = shared && digest != ""
+		parts = append(parts, "chart", digest, in.ReleaseName, in.Namespace, valuesKey(in.Values), rel.HR.Name, rel.HR.Namespace, rel.Origin())
+	}
+	build := func() (*crdSet, error) { return g.buildPhase0(sources) }
+	if !shared { // without a digest, two charts could share a key
+		return build()
+	}
+	return g.phase0s.do(key(parts...), build)
+}
+
+func (g *generator) digest(ch *chart.Chart) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.digests[ch]
+}
+
+// firstError returns the error of phase 0's first n sources, if they have one, else err.
+func (g *generator) firstError(sources []*crdSource, n int, err error) error {
+	if _, perr := g.buildPhase0(sources[:n]); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// buildPhase0 builds phase 0 from the spec's sources, resolved in sources; given fewer, it
+// builds from the first len(sources) (firstError).
+func (g *generator) buildPhase0(sources []*crdSource) (*crdSet, error) {
+	set := &crdSet{}
 	byName := map[string]string{} // CRD name -> origin, to refuse two sources of one CRD
 	var crds []*unstructured.Unstructured
-	for i, src := range g.spec.CRDs {
+	for i, src := range g.spec.CRDs[:len(sources)] {
 		if src.Path != "" {
 			objs, err := crdFiles(g.repo, src.Path)
 			if err != nil {
@@ -356,24 +446,14 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 				}
 				byName[o.GetName()] = src.Path
 				if g.strip {
-					report.StrippedBytes += strip(o)
+					set.stripped += strip(o)
 				}
 				crds = append(crds, o)
 			}
 			continue
 		}
-		rel, err := tree.Release(src.HelmRelease)
-		if err != nil {
-			return nil, fmt.Errorf("crds[%d]: %w", i, err)
-		}
-		ch, err := g.fetch(ctx, rel)
-		if err != nil {
-			return nil, err
-		}
-		objs, err := g.renderCRDs(render.Input{
-			Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
-			Values: fluxtree.MergeValues(rel.Values, src.Values), KubeVersion: c.KubernetesVersion, IncludeCRDDir: true,
-		})
+		rel, ch := sources[i].rel, sources[i].in.Chart
+		objs, err := g.renderCRDs(sources[i].in)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
 		}
@@ -394,7 +474,7 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 				ownedBy(o.Unstructured, rel.HR.GetReleaseName(), rel.HR.GetReleaseNamespace(), rel.HR.Name, rel.HR.Namespace)
 			}
 			if g.strip {
-				report.StrippedBytes += strip(o.Unstructured)
+				set.stripped += strip(o.Unstructured)
 			}
 			crds = append(crds, o.Unstructured)
 			found++
@@ -409,38 +489,38 @@ func (g *generator) phase0(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 			return nil, fmt.Errorf("phase 0 holds %s %s", o.GetKind(), o.GetName())
 		}
 	}
-	return crds, nil
-}
-
-// renderCRDs renders a phase-0 source once per distinct input: clusters usually share their CRD
-// sources, and these charts carry megabytes of CRDs. Callers get their own copies, since phase 0
-// marks and strips the objects.
-func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
-	values, err := json.Marshal(in.Values) // map keys sorted: equal values, equal bytes
+	encoded, err := render.Encode(crds)
 	if err != nil {
 		return nil, err
 	}
-	g.mu.Lock()
-	digest := g.digests[in.Chart]
-	key := strings.Join([]string{digest, in.ReleaseName, in.Namespace, in.KubeVersion, string(values)}, "\x00")
-	run := g.crdRuns[key]
-	if run == nil || digest == "" { // without a digest, two charts could share a key
-		run = &crdRun{}
-		if digest != "" {
-			g.crdRuns[key] = run
-		}
+	set.crds, set.encoded = crds, encoded
+	return set, nil
+}
+
+// renderCRDs renders a phase-0 source once per distinct input: phase-0 sets that differ in one
+// source still share the others, and these charts carry megabytes of CRDs. Callers get their
+// own copies, since phase 0 marks and strips the objects.
+func (g *generator) renderCRDs(in render.Input) ([]render.Object, error) {
+	run := func() ([]render.Object, error) { return renderCRDSource(in) }
+	var objs []render.Object
+	var err error
+	if digest := g.digest(in.Chart); digest != "" { // without a digest, two charts could share a key
+		objs, err = g.crdRuns.do(key("crds", digest, in.ReleaseName, in.Namespace, in.KubeVersion, valuesKey(in.Values)), run)
+	} else {
+		objs, err = run()
 	}
-	g.mu.Unlock()
-	run.once.Do(func() { run.objs, run.err = renderCRDSource(in) })
-	if run.err != nil {
-		return nil, run.err
+	if err != nil {
+		return nil, err
 	}
-	objs := run.objs
+	return copyObjects(objs), nil
+}
+
+func copyObjects(objs []render.Object) []render.Object {
 	out := make([]render.Object, len(objs))
 	for i, o := range objs {
 		out[i] = render.Object{Unstructured: o.DeepCopy(), Template: o.Template}
 	}
-	return out, nil
+	return out
 }
 
 func renderCRDSource(in render.Input) ([]render.Object, error) {
@@ -499,10 +579,18 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 			return nil, err
 		}
 		boot := fluxtree.MergeValues(values, overrides)
-		before, err1 := chartutil.CoalesceValues(ch, copyMap(values))
-		after, err2 := chartutil.CoalesceValues(ch, copyMap(boot))
-		if err1 == nil && err2 == nil {
-			report.BootOnlyValues = valueChanges(before, after)
+		changes := func() ([]string, error) {
+			before, err1 := chartutil.CoalesceValues(ch, copyMap(values))
+			after, err2 := chartutil.CoalesceValues(ch, copyMap(boot))
+			if err1 == nil && err2 == nil {
+				return valueChanges(before, after), nil
+			}
+			return nil, nil
+		}
+		if digest := g.digest(ch); digest != "" {
+			report.BootOnlyValues, _ = g.bootVals.do(key("boot", digest, valuesKey(values), valuesKey(boot)), changes)
+		} else {
+			report.BootOnlyValues, _ = changes()
 		}
 		values = boot
 	}
@@ -510,19 +598,18 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		Chart: ch, ReleaseName: rel.HR.GetReleaseName(), Namespace: rel.HR.GetReleaseNamespace(),
 		Values: values, KubeVersion: c.KubernetesVersion,
 	}
-	res, err := render.RenderRelease(in)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", origin, err)
+	r := g.renderBoot(in)
+	if r.err != nil {
+		return nil, fmt.Errorf("%s: %w", origin, r.err)
 	}
-	objs := res.Objects
-	if err := refuse(objs, origin, b.valuesAt()); err != nil {
+	if err := refuse(r.res.Objects, origin, b.valuesAt()); err != nil {
 		return nil, err
 	}
-	again, err := render.Render(in)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", origin, err)
+	if r.againErr != nil {
+		return nil, fmt.Errorf("%s: %w", origin, r.againErr)
 	}
-	if diff := differingTemplates(objs, again); len(diff) > 0 {
+	res := r.res
+	if diff := r.differing; len(diff) > 0 {
 		var hints []string
 		for _, t := range diff {
 			hints = append(hints, fmt.Sprintf("%s (%s)", t, fixFor(t, b.valuesAt())))
@@ -537,6 +624,8 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 	}
 
 	// What boots is what helm-controller installs: its post-renderers run on the manifest too.
+	// The objects are this cluster's from here on: the post-renderers and ownership write them.
+	objs := copyObjects(res.Objects)
 	rendered := make([]*unstructured.Unstructured, len(objs))
 	for i, o := range objs {
 		rendered[i] = o.Unstructured
@@ -561,6 +650,64 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// release is a phase-1 render and what the randomness guard found, for every cluster whose
+// release renders from the same input. Its objects are shared: callers copy them.
+type release struct {
+	res       *render.Result
+	err       error    // of the render
+	againErr  error    // of the guard's second render
+	differing []string // templates that rendered differently the second time
+}
+
+// renderBoot renders a boot release and renders it again for the randomness guard, once per
+// distinct input (chart content, release name and namespace, values, Kubernetes version): a
+// fleet's clusters of one flavour render the same DNS release, for example. The errors are the
+// render's own; callers say which release and values they come from.
+func (g *generator) renderBoot(in render.Input) *release {
+	run := func() (*release, error) {
+		r := &release{}
+		if r.res, r.err = render.RenderRelease(in); r.err != nil {
+			return r, nil
+		}
+		// Equal text is equal objects: the full second render and the comparison of objects,
+		// which names the templates that changed, are needed only when the text changed.
+		same, err := render.SameAgain(in, r.res)
+		if err != nil || same {
+			r.againErr = err
+			return r, nil
+		}
+		again, err := render.Render(in)
+		if err != nil {
+			r.againErr = err
+			return r, nil
+		}
+		r.differing = differingTemplates(r.res.Objects, again)
+		return r, nil
+	}
+	digest := g.digest(in.Chart)
+	if digest == "" { // without a digest, two charts could share a key
+		r, _ := run()
+		return r
+	}
+	r, _ := g.renders.do(key("phase1", digest, in.ReleaseName, in.Namespace, in.KubeVersion, strconv.FormatBool(in.IncludeCRDDir), valuesKey(in.Values)), run)
+	return r
+}
+
+// generate is talos.Generate once per distinct input. The patches depend only on the contract
+// (from the Talos version), the manifests and DisableKubeProxy (TestGenerateDependsOnlyOn in
+// talos/), not on the cluster's name, endpoint or Kubernetes version, so clusters of one flavour
+// with equal manifests share them. Validate reads everything, the name included, so it runs per
+// cluster.
+func (g *generator) generate(o talos.Options) (*talos.Patches, error) {
+	parts := []string{"generate", o.TalosVersion, strconv.FormatBool(o.DisableKubeProxy)}
+	for _, m := range o.Manifests {
+		sum := sha256.Sum256(m.Contents)
+		parts = append(parts, m.Name, hex.EncodeToString(sum[:]))
+	}
+	// Errors name the cluster: not shared.
+	return g.patches.do(key(parts...), func() (*talos.Patches, error) { return talos.Generate(o) })
 }
 
 // bootValues reads the cluster's boot-only overrides, substituted with the same variables

@@ -6,6 +6,7 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"path"
 	"sort"
@@ -60,6 +61,8 @@ type Result struct {
 	Objects []Object
 	// Hooks are the chart's hooks, which Helm keeps out of the manifest.
 	Hooks []Hook
+
+	files map[string]string // the engine's output, for SameAgain
 }
 
 // Render renders the chart and returns its objects in Helm's install order, without hooks.
@@ -101,7 +104,7 @@ func RenderRelease(in Input) (*Result, error) {
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.KubeVersion = *kv
 	opts := chartutil.ReleaseOptions{Name: in.ReleaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
-	toRender, err := chartutil.ToRenderValuesWithSchemaValidation(in.Chart, values, opts, caps, false)
+	toRender, err := renderValues(in.Chart, values, opts, caps)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -117,7 +120,46 @@ func RenderRelease(in Input) (*Result, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
+	res.files = files
 	return res, nil
+}
+
+// SameAgain renders in again with Helm's template engine and tells whether every template
+// produced the same text as in first, which RenderRelease returned for in. It is the cheap half
+// of a randomness check: equal text parses to equal objects, so only when it answers false need
+// the caller render again in full and compare objects. The values were validated by the first
+// render, so this one skips the schema; the rest are RenderRelease's steps.
+func SameAgain(in Input, first *Result) (bool, error) {
+	if first == nil || first.files == nil {
+		return false, nil
+	}
+	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
+	if err != nil {
+		return false, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
+	}
+	values := in.Values
+	if values == nil {
+		values = map[string]any{}
+	}
+	values = copyValues(values)
+	if err := chartutil.ProcessDependenciesWithMerge(in.Chart, values); err != nil {
+		return false, fail(err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kv
+	opts := chartutil.ReleaseOptions{Name: in.ReleaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
+	toRender, err := chartutil.ToRenderValuesWithSchemaValidation(in.Chart, values, opts, caps, true)
+	if err != nil {
+		return false, fail(err)
+	}
+	files, err := engine.Engine{}.Render(in.Chart, toRender)
+	if err != nil {
+		return false, fail(err)
+	}
+	return maps.Equal(files, first.files), nil
 }
 
 // sortRendered does what releaseutil.SortManifests and renderResources do with the engine's

@@ -1,0 +1,185 @@
+package talos
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
+	"github.com/siderolabs/talos/pkg/machinery/config/types/k8s"
+	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
+	"go.yaml.in/yaml/v4"
+)
+
+// Cache lets the clusters of one run share the YAML encoding of their equal inline manifests.
+// A fleet's clusters carry the same megabytes of CRDs, and encoding them (into the patch, and
+// into each config to measure it) was most of Generate's and Validate's time per cluster. On the
+// multi-document contract every inline manifest is a document of its own, encoded on its own by
+// the YAML encoder and by machinery's container (Container.encodeToBuf: each document encoded
+// alone, joined by "---"), so a document's bytes depend on its contents alone and are reused.
+// The v1alpha1 contract keeps manifests inside the v1alpha1 document: nothing to share there.
+//
+// A nil Cache shares nothing. Results are the same with and without one (TestCacheIsTransparent).
+type Cache struct {
+	mu    sync.Mutex
+	docs  map[string][]byte  // encoded patch documents
+	sizes map[string]docSize // encoded config documents, measured
+}
+
+type docSize struct{ bytes, extra int }
+
+func (c *Cache) doc(key string, encode func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	data, ok := c.docs[key]
+	c.mu.Unlock()
+	if ok {
+		return data, nil
+	}
+	data, err := encode()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.docs == nil {
+		c.docs = map[string][]byte{}
+	}
+	c.docs[key] = data
+	return data, nil
+}
+
+func (c *Cache) size(key string, measure func() (docSize, error)) (docSize, error) {
+	c.mu.Lock()
+	s, ok := c.sizes[key]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := measure()
+	if err != nil {
+		return s, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sizes == nil {
+		c.sizes = map[string]docSize{}
+	}
+	c.sizes[key] = s
+	return s, nil
+}
+
+func manifestKey(name string, contents []byte) string {
+	sum := sha256.Sum256(contents)
+	return fmt.Sprintf("%d:%s:%s", len(name), name, hex.EncodeToString(sum[:]))
+}
+
+// encodeDocs is encodePatch for documents of which shared[i], when not empty, identifies
+// docs[i] by its contents: those are encoded once per Cache. The YAML encoder writes a stream of
+// documents as each document's encoding joined by "---" (TestEncodeDocsIsEncodePatch).
+func (c *Cache) encodeDocs(docs []*yaml.Node, shared []string) ([]byte, error) {
+	if c == nil {
+		return encodePatch(docs)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(Header)
+	for i, doc := range docs {
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
+		encode := func() ([]byte, error) { return encodeDoc(doc) }
+		var data []byte
+		var err error
+		if shared[i] != "" {
+			data, err = c.doc(shared[i], encode)
+		} else {
+			data, err = encode()
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(data)
+	}
+	return buf.Bytes(), nil
+}
+
+func encodeDoc(doc *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// encodedSize is the size Report.add measures, len(cfg.EncodeBytes(comments disabled)) plus
+// serviceAccountKeyExtra, summed over the documents the way machinery's container encodes them:
+// the v1alpha1 document, then every other document, each encoded alone and joined by "---\n".
+// Inline-manifest documents are measured once per Cache. Neither the base64 key nor the PEM
+// block serviceAccountKeyExtra looks for can span the "---" between two documents, so its
+// count over the whole is the sum of the documents' counts.
+func (c *Cache) encodedSize(o Options, cfg config.Provider) (int, error) {
+	docs := cfg.Documents()
+	manifests := 0
+	for i, doc := range docs {
+		if _, ok := doc.(*k8s.KubeInlineManifestConfigV1Alpha1); ok {
+			manifests++
+		}
+		if _, ok := doc.(*v1alpha1.Config); ok && i > 0 {
+			manifests = 0 // v1alpha1 delete selectors come first: not a config to measure this way
+			break
+		}
+	}
+	if c == nil || manifests == 0 {
+		return wholeSize(o, cfg)
+	}
+	contract, err := parseContract(o)
+	if err != nil {
+		return 0, err
+	}
+	encoded, total := 0, 0
+	for _, doc := range docs {
+		measure := func() (docSize, error) {
+			data, err := encoder.NewEncoder(doc, encoder.WithComments(encoder.CommentsDisabled)).Encode()
+			if err != nil {
+				return docSize{}, err
+			}
+			extra, err := serviceAccountKeyExtra(o, data)
+			return docSize{len(data), extra}, err
+		}
+		var s docSize
+		if m, ok := doc.(*k8s.KubeInlineManifestConfigV1Alpha1); ok {
+			s, err = c.size(contract.String()+" "+manifestKey(m.MetaName, []byte(m.ManifestSpec)), measure)
+		} else {
+			s, err = measure()
+		}
+		if err != nil {
+			return 0, err
+		}
+		if _, ok := doc.(*v1alpha1.Config); !ok && encoded > 0 {
+			encoded += len("---\n")
+			total += len("---\n")
+		}
+		encoded += s.bytes
+		total += s.bytes + s.extra
+	}
+	return total, nil
+}
+
+func wholeSize(o Options, cfg config.Provider) (int, error) {
+	encoded, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+	if err != nil {
+		return 0, err
+	}
+	extra, err := serviceAccountKeyExtra(o, encoded)
+	if err != nil {
+		return 0, err
+	}
+	return len(encoded) + extra, nil
+}
