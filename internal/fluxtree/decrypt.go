@@ -57,7 +57,8 @@ func (t *Tree) decryptSOPS(res *resource.Resource) (map[string]any, error) {
 		return m, nil
 	}
 	// This runs off the walk's goroutine: only the file index's declarations (written once,
-	// by the snapshot) are read, not the walked directories.
+	// from the snapshot) are read, not the walked directories.
+	t.files.declarations()
 	candidates := t.files.where[res.GetKind()+"/"+res.GetName()]
 	for _, f := range candidates {
 		if doc := t.sourceDocument(f, res.GetKind(), res.GetName()); doc != nil {

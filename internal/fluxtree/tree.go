@@ -216,6 +216,11 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, opts Options, p
 	if err != nil {
 		return nil, err
 	}
+	if problems != nil {
+		// LoadAll's caller (bootcore check) reports every finding and release with its file:
+		// index the files on the core the walk leaves idle before its first substitutions.
+		go files.declarations()
+	}
 
 	t := &Tree{
 		Root:           root,
