@@ -57,6 +57,12 @@ var flatBuilds atomic.Int64
 // field and more than one chunk of entries, all plain files of fsys other than kfile that
 // do not mention kustomize's annotations; nil otherwise.
 func flatEntries(fsys filesys.FileSystem, dir, kfile string, manifest []byte) []string {
+	// Every Kustomization's manifest comes here; most list a few entries. n entries of a YAML
+	// sequence are separated by n-1 line breaks (block style) or commas (flow style): without
+	// more than flatChunk of those the list is one chunk, and the manifest need not be decoded.
+	if bytes.Count(manifest, []byte("\n"))+bytes.Count(manifest, []byte(",")) < flatChunk {
+		return nil
+	}
 	var k map[string]any
 	if yaml.Unmarshal(manifest, &k) != nil || len(k) != 3 ||
 		k["apiVersion"] != kustypes.KustomizationVersion || k["kind"] != kustypes.KustomizationKind {

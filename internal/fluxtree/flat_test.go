@@ -76,22 +76,29 @@ func TestBuildFlatIsTheOneBuild(t *testing.T) {
 		name     string
 		manifest string
 		chunked  bool // the chunked build is taken
+		chunk    int  // flatChunk when not 2
 	}{
-		{"plain files", kust("", plain...), true},
-		{"two entries are one chunk", kust("", "a/ks.yaml", "c/ks.yaml"), false},
-		{"a field besides resources", kust("namespace: other\n", plain...), false},
-		{"the same id in two chunks", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "dup/ks.yaml"), false},
-		{"the same entry twice", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "a/ks.yaml"), false},
-		{"a local-config duplicate", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "local.yaml"), false},
-		{"a hash suffix", kust("", "deploy.yaml", "b/ks.yaml", "c/ks.yaml", "hash.yaml"), false},
-		{"hash suffixes", kust("", "a/ks.yaml", "b/ks.yaml", "hash.yaml", "hash2.yaml"), false},
-		{"a directory", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "sub"), false},
-		{"a missing file", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "nowhere.yaml"), false},
-		{"broken YAML", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "broken.yaml"), false},
-		{"the kustomization itself", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "kustomization.yaml"), false},
-		{"a URL", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "https://example.com/x.yaml"), false},
+		{"plain files", kust("", plain...), true, 0},
+		{"two entries are one chunk", kust("", "a/ks.yaml", "c/ks.yaml"), false, 0},
+		// Flow style on one line: the entries are counted by their commas.
+		{"flow style", `{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "ns.yaml", "list.yaml"]}`, true, 4},
+		{"a field besides resources", kust("namespace: other\n", plain...), false, 0},
+		{"the same id in two chunks", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "dup/ks.yaml"), false, 0},
+		{"the same entry twice", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "a/ks.yaml"), false, 0},
+		{"a local-config duplicate", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "local.yaml"), false, 0},
+		{"a hash suffix", kust("", "deploy.yaml", "b/ks.yaml", "c/ks.yaml", "hash.yaml"), false, 0},
+		{"hash suffixes", kust("", "a/ks.yaml", "b/ks.yaml", "hash.yaml", "hash2.yaml"), false, 0},
+		{"a directory", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "sub"), false, 0},
+		{"a missing file", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "nowhere.yaml"), false, 0},
+		{"broken YAML", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "broken.yaml"), false, 0},
+		{"the kustomization itself", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "kustomization.yaml"), false, 0},
+		{"a URL", kust("", "a/ks.yaml", "b/ks.yaml", "c/ks.yaml", "https://example.com/x.yaml"), false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.chunk != 0 {
+				flatChunk = tc.chunk
+				defer func() { flatChunk = 2 }()
+			}
 			fsys := filesys.MakeFsInMemory()
 			for p, c := range files {
 				if err := fsys.WriteFile(filepath.Join(dir, p), []byte(c)); err != nil {
