@@ -87,7 +87,7 @@ func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 			}
 		}
 		if yamlFile {
-			idx.add(filepath.ToSlash(rel), data)
+			idx.pending = append(idx.pending, indexedFile{filepath.ToSlash(rel), data})
 		}
 		return nil
 	})

@@ -157,6 +157,7 @@ func TestIndexSkipsOnlyGeneratedTalosPatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idx.declarations()
 	for key, files := range idx.where {
 		for _, f := range files {
 			if strings.HasPrefix(f, "generated/") && !strings.HasSuffix(f, "agent-rbac.yaml") {

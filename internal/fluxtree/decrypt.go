@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/kustomize/api/provider"
 	"sigs.k8s.io/kustomize/api/resource"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/bootcore-dev/bootcore/internal/sopsage"
@@ -21,6 +22,21 @@ func resourceFromMap(m map[string]any) (*resource.Resource, error) {
 
 // isSOPS says the built object carries SOPS metadata (kustomize-controller's test).
 func isSOPS(res *resource.Resource) bool {
+	// The test decodes the whole object for one top-level key, for every object of the tree.
+	// A mapping none of whose keys is "sops", a merge key or an alias (either could bring a
+	// "sops" key in) decodes without one: not SOPS.
+	if n := res.YNode(); n != nil && n.Kind == kyaml.MappingNode {
+		candidate := false
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Value == "sops" || k.Value == "<<" || k.Kind == kyaml.AliasNode {
+				candidate = true
+				break
+			}
+		}
+		if !candidate {
+			return false
+		}
+	}
 	m, err := res.Map()
 	if err != nil {
 		return false
@@ -57,7 +73,8 @@ func (t *Tree) decryptSOPS(res *resource.Resource) (map[string]any, error) {
 		return m, nil
 	}
 	// This runs off the walk's goroutine: only the file index's declarations (written once,
-	// by the snapshot) are read, not the walked directories.
+	// from the snapshot) are read, not the walked directories.
+	t.files.declarations()
 	candidates := t.files.where[res.GetKind()+"/"+res.GetName()]
 	for _, f := range candidates {
 		if doc := t.sourceDocument(f, res.GetKind(), res.GetName()); doc != nil {

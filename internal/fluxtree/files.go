@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,9 +27,14 @@ func fromUnstructured(u *unstructured.Unstructured, obj client.Object) error {
 // fileIndex remembers which repository file declares which kind/name, because kustomize
 // builds lose the origin and users need file names in error messages.
 type fileIndex struct {
-	root  string
-	where map[string][]string // "Kind/name" -> paths relative to root
-	lines map[string]int      // "path|Kind/name" -> line of the document that declares it
+	root string
+	// where and lines are filled from pending on first use (declarations): decoding every
+	// document of the repository is a tenth of a walk's CPU, and a walk without problems
+	// or skips looks nothing up.
+	where   map[string][]string // "Kind/name" -> paths relative to root
+	lines   map[string]int      // "path|Kind/name" -> line of the document that declares it
+	pending []indexedFile       // the YAML files the snapshot read, in its order
+	once    sync.Once
 	// walked are the directories Flux Kustomizations built; a declaration inside one of them
 	// is preferred over a same-named one elsewhere (e.g. a test fixture inside the repo).
 	walked map[string]bool // relative directories; "" or "." is the whole repository
@@ -55,6 +61,23 @@ func (f *fileIndex) ignoredUnder(dir string) string {
 		}
 	}
 	return b.String()
+}
+
+// indexedFile is one YAML file of the snapshot (path relative to the repository root).
+type indexedFile struct {
+	rel  string
+	data []byte
+}
+
+// declarations indexes the snapshot's YAML files, once; every reader of where and lines calls
+// it first (substitutions call it from their goroutines).
+func (idx *fileIndex) declarations() {
+	idx.once.Do(func() {
+		for _, f := range idx.pending {
+			idx.add(f.rel, f.data)
+		}
+		idx.pending = nil
+	})
 }
 
 // generatedHeader is the first line of every file bootcore gen writes (talos.Header).
@@ -152,6 +175,7 @@ func (idx *fileIndex) addGenerators(rel string, data []byte) {
 var hashSuffix = regexp.MustCompile(`-[a-z0-9]{10}$`)
 
 func (f *fileIndex) locateKind(kind, name string) string {
+	f.declarations()
 	if _, ok := f.where[kind+"/"+name]; !ok && (kind == "ConfigMap" || kind == "Secret") {
 		name = hashSuffix.ReplaceAllString(name, "")
 	}
@@ -198,6 +222,7 @@ func leadingLines(doc []byte, afterSeparator bool) int {
 
 // position returns the file and line declaring kind/name (line 0 when unknown).
 func (f *fileIndex) position(kind, name string) (string, int) {
+	f.declarations()
 	p := f.locateKind(kind, name)
 	if _, ok := f.where[kind+"/"+name]; !ok && (kind == "ConfigMap" || kind == "Secret") {
 		name = hashSuffix.ReplaceAllString(name, "")

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -214,6 +216,11 @@ func walkTree(ctx context.Context, root, abs, fluxSystem string, opts Options, p
 	if err != nil {
 		return nil, err
 	}
+	if problems != nil {
+		// LoadAll's caller (bootcore check) reports every finding and release with its file:
+		// index the files on the core the walk leaves idle before its first substitutions.
+		go files.declarations()
+	}
 
 	t := &Tree{
 		Root:           root,
@@ -351,7 +358,18 @@ func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructu
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: generating kustomization for %s: %w", what, rel, err))
 	}
-	resources, read, err := build(work, dir)
+	// A long list of plain files is built in chunks, the one build's result without kustomize's
+	// quadratic duplicate-id checks (flat.go); anything else is the one build.
+	var resources []*resource.Resource
+	var read []string
+	if chunked, r, ok := buildFlat(work, dir, kfile, manifest); ok {
+		resources, read = chunked, r
+	} else {
+		var m resmap.ResMap
+		if m, read, err = build(work, dir); err == nil {
+			resources = m.Resources()
+		}
+	}
 	if rerr := restore(); rerr != nil {
 		return rerr
 	}
@@ -365,7 +383,7 @@ func (t *Tree) apply(ctx context.Context, work filesys.FileSystem, ks *unstructu
 	if err != nil {
 		return t.fail(ks, ks.GetKind(), ks.GetName(), fmt.Errorf("%s: kustomize build %s: %w", what, rel, err))
 	}
-	t.substituteAsync(ctx, ks, what, resources.Resources())
+	t.substituteAsync(ctx, ks, what, resources)
 	return nil
 }
 
