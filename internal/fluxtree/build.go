@@ -31,12 +31,43 @@ import (
 // kustomize's in-memory file system refuses some names Git and Flux accept (a space, a
 // non-ASCII character): such files are left out and listed in unreadable, so that only a
 // Kustomization that builds their directory hears about them.
+//
+// A walk gets a view of a snapshot (repoSnapshot.view): the snapshot itself is not written
+// after it is read, so that the walks of a run can share one (WithSnapshot).
 func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
+	s, err := readSnapshot(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	work, idx := s.view()
+	return work, idx, nil
+}
+
+// repoSnapshot is the repository as read once: the in-memory file system (never written
+// after readSnapshot) and the file index's shared part.
+type repoSnapshot struct {
+	mem filesys.FileSystem
+	idx *fileIndex // walked is unused here; each view gets its own
+}
+
+// view is one walk's copy-on-write file system over the snapshot and its own file index
+// (walked directories, remote entries found by its builds) over the shared declarations.
+func (s *repoSnapshot) view() (filesys.FileSystem, *fileIndex) {
+	idx := *s.idx
+	idx.walked = map[string]bool{}
+	idx.remote = make(map[string][]remoteRef, len(s.idx.remote))
+	for k, v := range s.idx.remote {
+		idx.remote[k] = v
+	}
+	return newCowFS(s.mem), &idx
+}
+
+func readSnapshot(root string) (*repoSnapshot, error) {
 	mem := filesys.MakeFsInMemory()
-	idx := &fileIndex{root: root, where: map[string][]string{}, lines: map[string]int{}, walked: map[string]bool{}, remote: map[string][]remoteRef{}}
+	idx := &fileIndex{root: root, declIndex: &declIndex{where: map[string][]string{}, lines: map[string]int{}}, remote: map[string][]remoteRef{}}
 	patterns, err := sourceignore.LoadIgnorePatterns(root, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading repository %s: %w", root, err)
+		return nil, fmt.Errorf("reading repository %s: %w", root, err)
 	}
 	ignore := sourceignore.NewDefaultMatcher(patterns, nil)
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -92,9 +123,9 @@ func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading repository %s: %w", root, err)
+		return nil, fmt.Errorf("reading repository %s: %w", root, err)
 	}
-	return mem, idx, nil
+	return &repoSnapshot{mem: mem, idx: idx}, nil
 }
 
 // Flux's kustomize.Build resets kyaml's global OpenAPI schema and decodes the built-in

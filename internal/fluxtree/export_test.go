@@ -9,3 +9,6 @@ func SetFlatChunk(n int) (restore func()) {
 }
 
 func FlatBuilds() int64 { return flatBuilds.Load() }
+
+// ReadSnapshots counts the repository snapshots read by walks.
+func ReadSnapshots() int64 { return readSnapshots.Load() }

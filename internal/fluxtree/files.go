@@ -25,16 +25,12 @@ func fromUnstructured(u *unstructured.Unstructured, obj client.Object) error {
 }
 
 // fileIndex remembers which repository file declares which kind/name, because kustomize
-// builds lose the origin and users need file names in error messages.
+// builds lose the origin and users need file names in error messages. The declarations and
+// what the snapshot found are the snapshot's, shared by the walks of a run (WithSnapshot);
+// walked and remote are each walk's own.
 type fileIndex struct {
 	root string
-	// where and lines are filled from pending on first use (declarations): decoding every
-	// document of the repository is a tenth of a walk's CPU, and a walk without problems
-	// or skips looks nothing up.
-	where   map[string][]string // "Kind/name" -> paths relative to root
-	lines   map[string]int      // "path|Kind/name" -> line of the document that declares it
-	pending []indexedFile       // the YAML files the snapshot read, in its order
-	once    sync.Once
+	*declIndex
 	// walked are the directories Flux Kustomizations built; a declaration inside one of them
 	// is preferred over a same-named one elsewhere (e.g. a test fixture inside the repo).
 	walked map[string]bool // relative directories; "" or "." is the whole repository
@@ -45,6 +41,17 @@ type fileIndex struct {
 	// ignored are the paths (relative; directories end in "/") not in Flux's artifact, or
 	// refused by the in-memory copy.
 	ignored []string
+}
+
+// declIndex is the index of the declarations of a snapshot's YAML files.
+type declIndex struct {
+	// where and lines are filled from pending on first use (declarations): decoding every
+	// document of the repository is a tenth of a walk's CPU, and a walk without problems
+	// or skips looks nothing up.
+	where   map[string][]string // "Kind/name" -> paths relative to root
+	lines   map[string]int      // "path|Kind/name" -> line of the document that declares it
+	pending []indexedFile       // the YAML files the snapshot read, in its order
+	once    sync.Once
 }
 
 // ignoredUnder returns gitignore patterns, anchored at dir, for what the snapshot left out
@@ -71,7 +78,7 @@ type indexedFile struct {
 
 // declarations indexes the snapshot's YAML files, once; every reader of where and lines calls
 // it first (substitutions call it from their goroutines).
-func (idx *fileIndex) declarations() {
+func (idx *declIndex) declarations() {
 	idx.once.Do(func() {
 		for _, f := range idx.pending {
 			idx.add(f.rel, f.data)
@@ -101,7 +108,7 @@ func isTalosPatch(data []byte) bool {
 }
 
 // add indexes the documents of one YAML file (path relative to the repository root).
-func (idx *fileIndex) add(rel string, data []byte) {
+func (idx *declIndex) add(rel string, data []byte) {
 	if isTalosPatch(data) {
 		return
 	}
@@ -137,7 +144,7 @@ func (idx *fileIndex) add(rel string, data []byte) {
 
 // addGenerators indexes the ConfigMaps and Secrets a kustomization file generates, so that a
 // generated object is reported at the generator entry that made it.
-func (idx *fileIndex) addGenerators(rel string, data []byte) {
+func (idx *declIndex) addGenerators(rel string, data []byte) {
 	var k struct {
 		ConfigMaps []struct {
 			Name string `json:"name"`

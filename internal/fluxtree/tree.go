@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fluxcd/pkg/kustomize"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -182,8 +183,66 @@ func load(ctx context.Context, root, fluxSystem string, opts Options, problems *
 // the same repository directory and cluster produced without problems. For one run that walks
 // an unchanged repository more than once: bootcore check walks each cluster itself and then
 // runs gen, which walks them again.
+// The walks under it share one snapshot of each repository directory too (WithSnapshot).
 func WithCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, cacheKey{}, &treeCache{trees: map[string]*Tree{}})
+	return context.WithValue(WithSnapshot(ctx), cacheKey{}, &treeCache{trees: map[string]*Tree{}})
+}
+
+// WithSnapshot returns a context under which the walks of the same repository directory read
+// it once: the first walk's in-memory snapshot and its file index are shared by every later
+// one, each walk building on a copy-on-write view of it (cowFS), so no walk sees another's
+// generated kustomization files. For one run over a repository that does not change during
+// it (gen walks one tree per cluster, and the repository holds every cluster's entry and
+// committed patches: a snapshot per walk made the walks of a fleet O(clusters²)). A context
+// that already shares snapshots is returned as is.
+func WithSnapshot(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(snapshotKey{}).(*snapshots); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, snapshotKey{}, &snapshots{byRoot: map[string]*sharedSnapshot{}})
+}
+
+type snapshotKey struct{}
+
+type snapshots struct {
+	mu     sync.Mutex
+	byRoot map[string]*sharedSnapshot
+}
+
+type sharedSnapshot struct {
+	once sync.Once
+	s    *repoSnapshot
+	err  error
+}
+
+// readSnapshots counts the repository snapshots read (for the tests).
+var readSnapshots atomic.Int64
+
+// viewOf returns a view of the snapshot of the repository at abs: the run's shared one under
+// WithSnapshot (read by the first walk that needs it; concurrent walks wait for it), else a
+// snapshot of its own.
+func viewOf(ctx context.Context, abs string) (filesys.FileSystem, *fileIndex, error) {
+	shared, _ := ctx.Value(snapshotKey{}).(*snapshots)
+	if shared == nil {
+		readSnapshots.Add(1)
+		return snapshot(abs)
+	}
+	shared.mu.Lock()
+	e := shared.byRoot[abs]
+	if e == nil {
+		e = &sharedSnapshot{}
+		shared.byRoot[abs] = e
+	}
+	shared.mu.Unlock()
+	e.once.Do(func() {
+		readSnapshots.Add(1)
+		e.s, e.err = readSnapshot(abs)
+	})
+	if e.err != nil {
+		return nil, nil, e.err
+	}
+	work, files := e.s.view()
+	return work, files, nil
 }
 
 type cacheKey struct{}
@@ -212,7 +271,7 @@ func (c *treeCache) put(key string, t *Tree) {
 }
 
 func walkTree(ctx context.Context, root, abs, fluxSystem string, opts Options, problems *[]Problem) (*Tree, error) {
-	work, files, err := snapshot(abs)
+	work, files, err := viewOf(ctx, abs)
 	if err != nil {
 		return nil, err
 	}

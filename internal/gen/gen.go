@@ -69,6 +69,9 @@ type ManifestReport struct {
 
 // Run renders everything in memory; it writes nothing (see Write and Check).
 func Run(ctx context.Context, o Options) (*Output, error) {
+	// The repository does not change during a run: the walks of all clusters share one
+	// in-memory snapshot of it (each on its own copy-on-write view).
+	ctx = fluxtree.WithSnapshot(ctx)
 	s, err := spec.Load(filepath.Join(o.Repo, spec.DefaultPath))
 	if err != nil {
 		return nil, err
