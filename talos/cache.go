@@ -32,43 +32,33 @@ type Cache struct {
 type docSize struct{ bytes, extra int }
 
 func (c *Cache) doc(key string, encode func() ([]byte, error)) ([]byte, error) {
-	c.mu.Lock()
-	data, ok := c.docs[key]
-	c.mu.Unlock()
-	if ok {
-		return data, nil
-	}
-	data, err := encode()
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.docs == nil {
-		c.docs = map[string][]byte{}
-	}
-	c.docs[key] = data
-	return data, nil
+	return remember(&c.mu, &c.docs, key, encode)
 }
 
 func (c *Cache) size(key string, measure func() (docSize, error)) (docSize, error) {
-	c.mu.Lock()
-	s, ok := c.sizes[key]
-	c.mu.Unlock()
+	return remember(&c.mu, &c.sizes, key, measure)
+}
+
+// remember returns (*m)[key], computing and storing it when absent. compute runs unlocked: two
+// clusters may both compute one key, and both get the same result.
+func remember[V any](mu *sync.Mutex, m *map[string]V, key string, compute func() (V, error)) (V, error) {
+	mu.Lock()
+	v, ok := (*m)[key]
+	mu.Unlock()
 	if ok {
-		return s, nil
+		return v, nil
 	}
-	s, err := measure()
+	v, err := compute()
 	if err != nil {
-		return s, err
+		return v, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sizes == nil {
-		c.sizes = map[string]docSize{}
+	mu.Lock()
+	defer mu.Unlock()
+	if *m == nil {
+		*m = map[string]V{}
 	}
-	c.sizes[key] = s
-	return s, nil
+	(*m)[key] = v
+	return v, nil
 }
 
 func manifestKey(name string, contents []byte) string {

@@ -82,43 +82,13 @@ func Render(in Input) ([]Object, error) {
 // assembled manifest again, which was most of a phase-0 render's time on megabytes of CRDs.
 // TestRenderReleaseIsHelmInstall compares the two on the published charts.
 func RenderRelease(in Input) (*Result, error) {
-	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
+	files, err := renderFiles(in, true)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
-	}
-	fail := func(err error) error {
-		return fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
-	}
-	// Install.RunWithContext, client-only: the checks and values it renders with.
-	if err := chartutil.ValidateReleaseName(in.ReleaseName); err != nil {
-		return nil, fail(fmt.Errorf("release name %q: %w", in.ReleaseName, err))
-	}
-	values := in.Values
-	if values == nil {
-		values = map[string]any{}
-	}
-	values = copyValues(values)
-	if err := chartutil.ProcessDependenciesWithMerge(in.Chart, values); err != nil {
-		return nil, fail(err)
-	}
-	caps := chartutil.DefaultCapabilities.Copy()
-	caps.KubeVersion = *kv
-	opts := chartutil.ReleaseOptions{Name: in.ReleaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
-	toRender, err := renderValues(in.Chart, values, opts, caps)
-	if err != nil {
-		return nil, fail(err)
-	}
-	// Configuration.renderResources
-	if want := in.Chart.Metadata.KubeVersion; want != "" && !chartutil.IsCompatibleRange(want, caps.KubeVersion.String()) {
-		return nil, fail(fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", want, caps.KubeVersion.String()))
-	}
-	files, err := engine.Engine{}.Render(in.Chart, toRender)
-	if err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	res, err := sortRendered(in.Chart, files, in.IncludeCRDDir)
 	if err != nil {
-		return nil, fail(err)
+		return nil, renderError(in, err)
 	}
 	res.files = files
 	return res, nil
@@ -133,12 +103,23 @@ func SameAgain(in Input, first *Result) (bool, error) {
 	if first == nil || first.files == nil {
 		return false, nil
 	}
+	files, err := renderFiles(in, false)
+	if err != nil {
+		return false, err
+	}
+	return maps.Equal(files, first.files), nil
+}
+
+// renderFiles runs the engine as Install.RunWithContext (client-only) and
+// Configuration.renderResources do: the release name checked, dependencies processed, the
+// render values built (the schema checked when validate), the chart's kubeVersion checked.
+func renderFiles(in Input, validate bool) (map[string]string, error) {
 	kv, err := chartutil.ParseKubeVersion(in.KubeVersion)
 	if err != nil {
-		return false, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
+		return nil, fmt.Errorf("kubernetes version %q: %w", in.KubeVersion, err)
 	}
-	fail := func(err error) error {
-		return fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
+	if err := chartutil.ValidateReleaseName(in.ReleaseName); err != nil {
+		return nil, renderError(in, fmt.Errorf("release name %q: %w", in.ReleaseName, err))
 	}
 	values := in.Values
 	if values == nil {
@@ -146,20 +127,32 @@ func SameAgain(in Input, first *Result) (bool, error) {
 	}
 	values = copyValues(values)
 	if err := chartutil.ProcessDependenciesWithMerge(in.Chart, values); err != nil {
-		return false, fail(err)
+		return nil, renderError(in, err)
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.KubeVersion = *kv
 	opts := chartutil.ReleaseOptions{Name: in.ReleaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
-	toRender, err := chartutil.ToRenderValuesWithSchemaValidation(in.Chart, values, opts, caps, true)
+	var toRender chartutil.Values
+	if validate {
+		toRender, err = renderValues(in.Chart, values, opts, caps)
+	} else {
+		toRender, err = chartutil.ToRenderValuesWithSchemaValidation(in.Chart, values, opts, caps, true)
+	}
 	if err != nil {
-		return false, fail(err)
+		return nil, renderError(in, err)
+	}
+	if want := in.Chart.Metadata.KubeVersion; want != "" && !chartutil.IsCompatibleRange(want, caps.KubeVersion.String()) {
+		return nil, renderError(in, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", want, caps.KubeVersion.String()))
 	}
 	files, err := engine.Engine{}.Render(in.Chart, toRender)
 	if err != nil {
-		return false, fail(err)
+		return nil, renderError(in, err)
 	}
-	return maps.Equal(files, first.files), nil
+	return files, nil
+}
+
+func renderError(in Input, err error) error {
+	return fmt.Errorf("rendering chart %s %s: %w", in.Chart.Name(), in.Chart.Metadata.Version, err)
 }
 
 // sortRendered does what releaseutil.SortManifests and renderResources do with the engine's
