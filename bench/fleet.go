@@ -27,8 +27,9 @@ import (
 // Hubble, operator replicas; CoreDNS replicas; cert-manager and external-secrets settings), and
 // so do their Talos contract and Kubernetes version (edge lags one minor of each). Within a
 // flavour the clusters differ where real clusters do: name, API endpoint, and the per-cluster
-// variables of cluster-settings that Flux substitutes into the values (Cilium's cluster.name
-// and cluster.id, unique per cluster for ClusterMesh, as in the lab and the real tree).
+// variables of cluster-settings that Flux substitutes into the values; with
+// FleetOptions.ClusterMesh among them Cilium's cluster.name and cluster.id, unique per cluster
+// for ClusterMesh, as in the lab and the real tree.
 type fleetFlavour struct {
 	name, talos, kube, patch string
 	// cilium, coredns, certManager, externalSecrets are the overlay's HelmRelease values,
@@ -100,11 +101,26 @@ func FleetFlavours() []string {
 	return names
 }
 
+// FleetOptions choose between the two fleets the benchmarks measure.
+type FleetOptions struct {
+	// ClusterMesh gives every cluster its own Cilium identity (cluster.name and cluster.id from
+	// its cluster-settings, as ClusterMesh needs and the lab sets them): then each cluster's CNI
+	// render, and so its Talos config, is its own. Without it a cluster's boot releases are its
+	// flavour's (Cilium's default identity), and the fleet shares 3 chart sets.
+	ClusterMesh bool
+}
+
+// ciliumMeshValues are the values ClusterMesh adds to the Cilium HelmRelease.
+const ciliumMeshValues = `    cluster:
+      name: ${CLUSTER_NAME}
+      id: ${CILIUM_CLUSTER_ID}
+`
+
 // WriteFleet writes a fleet repository of n clusters into dir (see fleetFlavour). The
 // HelmReleases name the published charts at their upstream repositories; the spec's mirrors
 // send bootcore to mirror (host:port of an integration/chartmirror serving
 // integration/testdata/upstream-charts), as the lab's do.
-func WriteFleet(dir string, n int, mirror string) (*FleetInfo, error) {
+func WriteFleet(dir string, n int, mirror string, opts FleetOptions) (*FleetInfo, error) {
 	w := &writer{root: dir}
 	info := &FleetInfo{Flavours: map[string]string{}}
 	count := map[string]int{}
@@ -193,7 +209,7 @@ hubble:
       existingSecret: hubble-server-certs
 `)
 	}
-	writeFleetInfrastructure(w)
+	writeFleetInfrastructure(w, opts)
 	return info, w.err
 }
 
@@ -225,10 +241,7 @@ var fleetComponents = []fleetComponent{
 	{
 		name: "cilium", namespace: "kube-system", path: "networking/cilium",
 		repo: "cilium", repoURL: "https://helm.cilium.io", chart: "cilium", version: "1.19.6",
-		values: `    cluster:
-      name: ${CLUSTER_NAME}
-      id: ${CILIUM_CLUSTER_ID}
-    ipam:
+		values: `    ipam:
       mode: kubernetes
     kubeProxyReplacement: true
     k8sServiceHost: localhost
@@ -281,7 +294,7 @@ var fleetComponents = []fleetComponent{
 	},
 }
 
-func writeFleetInfrastructure(w *writer) {
+func writeFleetInfrastructure(w *writer, opts FleetOptions) {
 	for _, c := range fleetComponents {
 		base := "kubernetes/infrastructure/base/" + c.path
 		res := []string{"helmrepository.yaml", "helmrelease.yaml"}
@@ -295,6 +308,9 @@ func writeFleetInfrastructure(w *writer) {
 			typ = "  type: oci\n"
 		}
 		w.file(base+"/helmrepository.yaml", fmt.Sprintf("---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: %s\n  namespace: flux-system\nspec:\n%s  interval: 12h\n  url: %s\n", c.repo, typ, c.repoURL))
+		if c.name == "cilium" && opts.ClusterMesh {
+			c.values = ciliumMeshValues + c.values
+		}
 		w.file(base+"/helmrelease.yaml", fleetHelmRelease(c))
 	}
 	for _, f := range fleetFlavours {

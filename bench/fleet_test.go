@@ -34,17 +34,22 @@ func fleetClusters(b *testing.B) int {
 var fleets = struct {
 	sync.Mutex
 	mirror *chartmirror.Mirror
-	dirs   map[int]string
-}{dirs: map[int]string{}}
+	dirs   map[fleetKey]string
+}{dirs: map[fleetKey]string{}}
+
+type fleetKey struct {
+	n    int
+	opts FleetOptions
+}
 
 // fleetRepo writes the fleet of n clusters once (WriteFleet, its own loopback chart mirror)
 // and commits gen's output into it as a user would: the patches, and the lock whose digests let
 // the timed runs load every chart from the warm cache without the network.
-func fleetRepo(b *testing.B, n int) string {
+func fleetRepo(b *testing.B, n int, opts FleetOptions) string {
 	b.Helper()
 	fleets.Lock()
 	defer fleets.Unlock()
-	if dir, ok := fleets.dirs[n]; ok {
+	if dir, ok := fleets.dirs[fleetKey{n, opts}]; ok {
 		return dir
 	}
 	if fleets.mirror == nil {
@@ -56,8 +61,8 @@ func fleetRepo(b *testing.B, n int) string {
 			b.Fatal(err)
 		}
 	}
-	dir := filepath.Join(scratch, fmt.Sprintf("fleet-%d", n))
-	if _, err := WriteFleet(dir, n, fleets.mirror.Addr); err != nil {
+	dir := filepath.Join(scratch, fmt.Sprintf("fleet-%d-mesh-%t", n, opts.ClusterMesh))
+	if _, err := WriteFleet(dir, n, fleets.mirror.Addr, opts); err != nil {
 		b.Fatal(err)
 	}
 	out, err := gen.Run(context.Background(), gen.Options{Repo: dir, CacheDir: filepath.Join(scratch, "cache")})
@@ -67,7 +72,7 @@ func fleetRepo(b *testing.B, n int) string {
 	if err != nil {
 		b.Fatalf("gen on the fleet of %d clusters: %v", n, err)
 	}
-	fleets.dirs[n] = dir
+	fleets.dirs[fleetKey{n, opts}] = dir
 	return dir
 }
 
@@ -77,13 +82,19 @@ func closeFleets() {
 	}
 }
 
-// BenchmarkGenFleet: gen.Run on a fleet of 50 clusters in 3 flavours (WriteFleet) against gen.Run
-// on a fleet of one, alternating, in one process; ratio-fleet/single is the median of the
-// per-pair ratios time(50 clusters) / time(1 cluster). What the fleet adds over one cluster is
-// what gen cannot share between clusters.
-func BenchmarkGenFleet(b *testing.B) {
+// BenchmarkGenFleet: gen.Run on a fleet of 50 clusters sharing 3 chart sets (WriteFleet, 3
+// flavours) against gen.Run on a fleet of one, alternating, in one process; ratio-fleet/single
+// is the median of the per-pair ratios time(50 clusters) / time(1 cluster). What the fleet adds
+// over one cluster is what gen cannot share between clusters.
+func BenchmarkGenFleet(b *testing.B) { benchFleet(b, FleetOptions{}) }
+
+// BenchmarkGenFleetMesh is BenchmarkGenFleet on the fleet whose clusters each have their own
+// Cilium identity (FleetOptions.ClusterMesh): 50 distinct CNI renders and Talos configs.
+func BenchmarkGenFleetMesh(b *testing.B) { benchFleet(b, FleetOptions{ClusterMesh: true}) }
+
+func benchFleet(b *testing.B, opts FleetOptions) {
 	n := fleetClusters(b)
-	many, one := fleetRepo(b, n), fleetRepo(b, 1)
+	many, one := fleetRepo(b, n, opts), fleetRepo(b, 1, opts)
 	// CPU time too: on a shared machine the wall time of the fleet's concurrent clusters depends
 	// on how many cores the other jobs leave, its CPU time much less.
 	cpu := map[string]map[int]float64{"fleet": {}, "single": {}}
