@@ -86,7 +86,9 @@ func snapshot(root string) (filesys.FileSystem, *fileIndex, error) {
 				return nil
 			}
 		}
-		if yamlFile {
+		// A Talos patch gen wrote is megabytes of inline manifests the index skips anyway
+		// (add): not kept, so a Tree does not hold a copy of it for its lifetime.
+		if yamlFile && !isTalosPatch(data) {
 			idx.pending = append(idx.pending, indexedFile{filepath.ToSlash(rel), data})
 		}
 		return nil
