@@ -193,10 +193,13 @@ func loadInputs(ctx context.Context, opts Options) (*inputs, error) {
 		return nil, fmt.Errorf("unknown cluster %q: %s defines %s", opts.Cluster, spec.DefaultPath, strings.Join(sp.ClusterNames(), ", "))
 	}
 	in := &inputs{opts: opts, spec: sp, cluster: cluster, agent: sp.AgentOrDefault(), outDir: status.OutDir(opts.Repo, sp, cluster)}
-	if in.tree, err = fluxtree.Load(ctx, opts.Repo, cluster.FluxSystem); err != nil {
+	// The boot patch first: its parse is the largest transient of the run (a multi-MiB YAML
+	// document), and before the tree walk it does not stack on the walk's in-memory copy of the
+	// repository and kustomize's schemas (issue #16: ~12 MiB less peak RSS on the lab).
+	if in.boot, err = talos.ReadBoot(filepath.Join(in.outDir, talos.ControlPlaneFile)); err != nil {
 		return nil, err
 	}
-	if in.boot, err = talos.ReadBoot(filepath.Join(in.outDir, talos.ControlPlaneFile)); err != nil {
+	if in.tree, err = fluxtree.Load(ctx, opts.Repo, cluster.FluxSystem); err != nil {
 		return nil, err
 	}
 	in.required, err = status.RequiredFor(status.Cluster{Repo: opts.Repo, Spec: sp, Cluster: cluster, Tree: in.tree, Boot: in.boot, FluxInstance: opts.FluxInstall == InstallHelm})
