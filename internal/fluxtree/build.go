@@ -192,3 +192,14 @@ func replaceFile(fsys filesys.FileSystem, path string, data []byte) (func() erro
 	}
 	return restore, nil
 }
+
+// ReleaseSchema drops kyaml's global OpenAPI schema, which the walks keep decoded between
+// builds (~5 MiB of Go values for the built-in Kubernetes schema), for a caller that builds no
+// more for a while: the agent after its one walk (issue #16, its peak RSS). A later build
+// decodes it again.
+func ReleaseSchema() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	openapi.ResetOpenAPI()
+	schemaDirty = true
+}
