@@ -175,8 +175,6 @@ type inputs struct {
 	outDir   string
 }
 
-// loadInputs reads the repository: errors are the user's to fix (exit 2), found before the
-// cluster is touched.
 // loadGCPercent is the GC target while the inputs load (see loadInputsLean).
 const loadGCPercent = 50
 
@@ -185,7 +183,7 @@ const loadGCPercent = 50
 // walks the Flux tree (the repository's files in memory, kustomize's schemas): ~20 MiB live at
 // its peak, almost all of it garbage afterwards. With the default GOGC of 100 the heap grows
 // to twice that before a collection; at 50 it stays ~1.5 times (measured on the lab: ~5 MiB
-// less peak RSS for ~40 ms more CPU). Afterwards the garbage is collected and its pages
+// less peak RSS for ~55 ms more CPU). Afterwards the garbage is collected and its pages
 // returned to the OS at once (debug.FreeOSMemory: one GC of a ~8 MiB live heap), instead of
 // the runtime keeping them for tens of seconds while the hand-over's own allocations
 // (discovery, Helm) come on top; kustomize's schema goes with them. A lower GOGC set by the
@@ -206,6 +204,8 @@ func loadInputsLean(ctx context.Context, opts Options) (*inputs, error) {
 	return in, err
 }
 
+// loadInputs reads the repository: errors are the user's to fix (exit 2), found before the
+// cluster is touched.
 func loadInputs(ctx context.Context, opts Options) (*inputs, error) {
 	if opts.FluxInstall != InstallHelm && opts.FluxInstall != InstallManifests {
 		return nil, fmt.Errorf("--flux-install: %q must be %s or %s", opts.FluxInstall, InstallHelm, InstallManifests)
