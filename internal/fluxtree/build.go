@@ -117,7 +117,9 @@ func readSnapshot(root string) (*repoSnapshot, error) {
 				return nil
 			}
 		}
-		if yamlFile {
+		// A Talos patch gen wrote is megabytes of inline manifests the index skips anyway
+		// (add): not kept, so a Tree does not hold a copy of it for its lifetime.
+		if yamlFile && !isTalosPatch(data) {
 			idx.pending = append(idx.pending, indexedFile{filepath.ToSlash(rel), data})
 		}
 		return nil
@@ -220,4 +222,15 @@ func replaceFile(fsys filesys.FileSystem, path string, data []byte) (func() erro
 		return nil, err
 	}
 	return restore, nil
+}
+
+// ReleaseSchema drops kyaml's global OpenAPI schema, which the walks keep decoded between
+// builds (~5 MiB of Go values for the built-in Kubernetes schema), for a caller that builds no
+// more for a while: the agent after its one walk (issue #16, its peak RSS). A later build
+// decodes it again.
+func ReleaseSchema() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	openapi.ResetOpenAPI()
+	schemaDirty = true
 }
