@@ -24,7 +24,7 @@ BENCH_SCALE_COUNT ?= 3
 # Pairs of the fleet comparison (50 clusters against 1), after one warm-up pair.
 BENCH_FLEET_PAIRS ?= 5
 # Hand-overs of fresh test-bed clusters by the agent benchmark (~20 samples each).
-BENCH_AGENT_RUNS ?= 2
+BENCH_AGENT_RUNS ?= 3
 BENCH_OUT   ?= docs/benchmarks.md
 
 BENCH_ENV = BENCH_HELM=$(TESTBIN_DIR)/bin/helm BENCH_BOOTCORE=$(BENCH_DIR)/bootcore BENCH_CRDFILTER=$(BENCH_DIR)/crdfilter BENCH_PEAKRSS=$(BENCH_DIR)/peakrss
