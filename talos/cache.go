@@ -126,8 +126,11 @@ func (c *Cache) encodedSize(o Options, cfg config.Provider) (int, error) {
 			break
 		}
 	}
-	if c == nil || manifests == 0 {
+	if c == nil {
 		return wholeSize(o, cfg)
+	}
+	if manifests == 0 {
+		return c.v1alpha1Size(o, cfg)
 	}
 	contract, err := parseContract(o)
 	if err != nil {
@@ -172,4 +175,82 @@ func wholeSize(o Options, cfg config.Provider) (int, error) {
 		return 0, err
 	}
 	return len(encoded) + extra, nil
+}
+
+// v1alpha1Size is wholeSize for configs whose inline manifests live in the v1alpha1 document
+// (contract <= v1.13), with each manifest's contents measured once per Cache. Machinery's
+// encoder marshals the document with YAML, and the YAML emitter writes a scalar from its
+// contents, its indentation and its column alone: every inline manifest's contents is the value
+// of cluster.inlineManifests[i].contents, at one indentation and column in every v1alpha1
+// document. So the encoded config is the config with every manifest's contents replaced by a
+// placeholder, plus per manifest what its contents encode to beyond the placeholder, measured
+// on a v1alpha1 document holding nothing else (TestV1alpha1SizeIsWholeSize, on the lab's
+// configs). The service-account key serviceAccountKeyExtra counts cannot cross into or out of
+// a manifest's contents: those are delimited by "contents: " and a line break, which neither the
+// base64 key nor a PEM line holds, so the extra is additive too.
+func (c *Cache) v1alpha1Size(o Options, cfg config.Provider) (int, error) {
+	var list v1alpha1.ClusterInlineManifests
+	for _, doc := range cfg.Documents() {
+		if v, ok := doc.(*v1alpha1.Config); ok && v.ClusterConfig != nil {
+			list = v.ClusterConfig.ClusterInlineManifests
+		}
+	}
+	if len(list) == 0 {
+		return wholeSize(o, cfg)
+	}
+	contract, err := parseContract(o)
+	if err != nil {
+		return 0, err
+	}
+	placeholders := cfg.Clone()
+	total := 0
+	for _, doc := range placeholders.Documents() {
+		v, ok := doc.(*v1alpha1.Config)
+		if !ok || v.ClusterConfig == nil {
+			continue
+		}
+		for i := range v.ClusterConfig.ClusterInlineManifests {
+			m := &v.ClusterConfig.ClusterInlineManifests[i]
+			s, err := c.size(contract.String()+" v1alpha1 "+manifestKey(m.InlineManifestName, []byte(m.InlineManifestContents)), func() (docSize, error) {
+				return contentsSize(o, m.InlineManifestName, m.InlineManifestContents)
+			})
+			if err != nil {
+				return 0, err
+			}
+			total += s.bytes + s.extra
+			m.InlineManifestContents = contentsPlaceholder
+		}
+	}
+	rest, err := wholeSize(o, placeholders)
+	if err != nil {
+		return 0, err
+	}
+	return total + rest, nil
+}
+
+const contentsPlaceholder = "placeholder\n"
+
+// contentsSize is what an inline manifest's contents add to an encoded v1alpha1 document over
+// contentsPlaceholder, and to serviceAccountKeyExtra's count.
+func contentsSize(o Options, name, contents string) (docSize, error) {
+	measure := func(contents string) (docSize, error) {
+		doc := &v1alpha1.Config{ConfigVersion: "v1alpha1", ClusterConfig: &v1alpha1.ClusterConfig{
+			ClusterInlineManifests: v1alpha1.ClusterInlineManifests{{InlineManifestName: name, InlineManifestContents: contents}},
+		}}
+		data, err := encoder.NewEncoder(doc, encoder.WithComments(encoder.CommentsDisabled)).Encode()
+		if err != nil {
+			return docSize{}, err
+		}
+		extra, err := serviceAccountKeyExtra(o, data)
+		return docSize{len(data), extra}, err
+	}
+	with, err := measure(contents)
+	if err != nil {
+		return docSize{}, err
+	}
+	without, err := measure(contentsPlaceholder)
+	if err != nil {
+		return docSize{}, err
+	}
+	return docSize{with.bytes - without.bytes, with.extra - without.extra}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -782,4 +783,88 @@ func TestCacheIsTransparent(t *testing.T) {
 			}
 		}
 	})
+}
+
+// On the v1alpha1 contract a Cache measures a config as the config with its inline manifests'
+// contents replaced by a placeholder plus each contents' own size (v1alpha1Size): the lab's real
+// configs (its v1.13 and v1.14 clusters' committed patches, with and without the post-handover
+// patch and a user's own inline manifest) and contents the literal style has to mark or cannot
+// hold measure what machinery's EncodeBytes of the whole config measures.
+func TestV1alpha1SizeIsWholeSize(t *testing.T) {
+	lab := filepath.Join("..", "integration", "testdata", "lab")
+	read := func(path ...string) []byte {
+		data, err := os.ReadFile(filepath.Join(append([]string{lab}, path...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	check := func(t *testing.T, o Options, c *Cache, label string, patches ...[]byte) {
+		t.Helper()
+		static, err := staticConfig(o, RoleControlPlane)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var named []namedPatch
+		for _, p := range patches {
+			named = append(named, namedPatch{label: label, data: p})
+		}
+		cfg, err := applyPatches(o, RoleControlPlane, static, named...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := wholeSize(o, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // measured, then from the cache
+			got, err := c.encodedSize(o, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: %d bytes with a Cache, EncodeBytes gives %d", label, got, want)
+			}
+		}
+		after, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Errorf("%s: measuring changed the config", label)
+		}
+	}
+	for _, cl := range []struct{ name, talos, static string }{
+		{"infra", "v1.13.9", "controlplane-common.yaml"},
+		{"apps", "v1.14.1", "controlplane-common-v1.14.yaml"},
+	} {
+		t.Run(cl.name, func(t *testing.T) {
+			o := Options{ClusterName: cl.name, Endpoint: "https://127.0.0.1:6443", TalosVersion: cl.talos, KubernetesVersion: "1.35.4",
+				StaticPatches: []StaticPatch{{Name: cl.static, Data: read("patches", cl.static), Role: RoleControlPlane}}}
+			cp, post := read("generated", cl.name, "controlplane.yaml"), read("generated", cl.name, "post-handover.yaml")
+			c := &Cache{}
+			check(t, o, c, "controlplane", cp)
+			check(t, o, c, "post-handover", cp, post)
+			o.StaticPatches = append(o.StaticPatches, userPatch(cl.talos))
+			check(t, o, c, "controlplane with a user manifest", cp)
+			check(t, o, c, "post-handover with a user manifest", cp, post)
+		})
+	}
+	o := options("v1.13.9")
+	c := &Cache{}
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n", "placeholder\n", strings.Repeat("long line ", 40) + "\n", "\"quoted\": 'x'\n"} {
+		var items []*yaml.Node
+		for i, m := range []string{contents, contents + "d: 4\n", crds} {
+			items = append(items, mapping(str("name"), str(fmt.Sprintf("m%d", i)), str("contents"), literal(m)))
+		}
+		patch, err := encodePatch([]*yaml.Node{mapping(str("cluster"), mapping(str("inlineManifests"), sequence(items...)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, o, c, fmt.Sprintf("contents %q", contents), patch)
+	}
 }
