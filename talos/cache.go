@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
 	"github.com/siderolabs/talos/pkg/machinery/config/types/k8s"
 	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
@@ -24,9 +25,10 @@ import (
 //
 // A nil Cache shares nothing. Results are the same with and without one (TestCacheIsTransparent).
 type Cache struct {
-	mu    sync.Mutex
-	docs  map[string][]byte  // encoded patch documents
-	sizes map[string]docSize // encoded config documents, measured
+	mu      sync.Mutex
+	docs    map[string][]byte                // encoded patch documents
+	sizes   map[string]docSize               // encoded config documents, measured
+	patches map[[32]byte]configpatcher.Patch // loaded patches, by the digest of their bytes
 }
 
 type docSize struct{ bytes, extra int }
@@ -39,9 +41,29 @@ func (c *Cache) size(key string, measure func() (docSize, error)) (docSize, erro
 	return remember(&c.mu, &c.sizes, key, measure)
 }
 
+// loadPatch is configpatcher.LoadPatch, once per Cache for byte-identical patches: the clusters
+// of a flavour often validate the same patches, megabytes of inline manifests to parse. Sharing
+// the loaded patch is safe because nothing writes to it (TestSharedPatchesAreTransparent).
+// Machinery's configpatcher.Apply hands a strategic-merge patch to StrategicMerge, which clones
+// the config it patches (cfg.Clone()), appends clones of the patch's new documents
+// (rightDoc.Clone()), merges the others with merge.Merge(leftDoc, rightDoc), which only reads its
+// right side, and applies delete selectors to the left documents (selector.ApplyTo reads the
+// selector). The patched config may still alias parts of the patch (merge.Merge sets a nil
+// pointer, map or replaced slice of the left to the right's), so Validate, the only caller,
+// keeps its configs to itself and writes to none: the next patch applies to a clone, and
+// v1alpha1Size writes its placeholders into a clone.
+func (c *Cache) loadPatch(data []byte) (configpatcher.Patch, error) {
+	if c == nil {
+		return configpatcher.LoadPatch(data)
+	}
+	return remember(&c.mu, &c.patches, sha256.Sum256(data), func() (configpatcher.Patch, error) {
+		return configpatcher.LoadPatch(data)
+	})
+}
+
 // remember returns (*m)[key], computing and storing it when absent. compute runs unlocked: two
 // clusters may both compute one key, and both get the same result.
-func remember[V any](mu *sync.Mutex, m *map[string]V, key string, compute func() (V, error)) (V, error) {
+func remember[K comparable, V any](mu *sync.Mutex, m *map[K]V, key K, compute func() (V, error)) (V, error) {
 	mu.Lock()
 	v, ok := (*m)[key]
 	mu.Unlock()
@@ -55,7 +77,7 @@ func remember[V any](mu *sync.Mutex, m *map[string]V, key string, compute func()
 	mu.Lock()
 	defer mu.Unlock()
 	if *m == nil {
-		*m = map[string]V{}
+		*m = map[K]V{}
 	}
 	(*m)[key] = v
 	return v, nil

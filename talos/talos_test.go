@@ -2,6 +2,7 @@ package talos
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -867,4 +868,61 @@ func TestV1alpha1SizeIsWholeSize(t *testing.T) {
 		}
 		check(t, o, c, fmt.Sprintf("contents %q", contents), patch)
 	}
+}
+
+// Validate loads byte-identical patches once per Cache (Cache.loadPatch) and shares them between
+// clusters: their reports are those of calls without a Cache, for clusters that differ in name,
+// endpoint and static patches, and the shared patches still encode as freshly loaded ones after
+// every cluster has applied them, the post-handover patch's deletes included (were the
+// control-plane patch's manifests deleted from the shared patch, the next cluster's control-plane
+// config would lack them).
+func TestSharedPatchesAreTransparent(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		p := mustGenerate(t, options(v))
+		c := &Cache{}
+		variants := []func(*Options){
+			func(*Options) {},
+			func(o *Options) { o.ClusterName, o.Endpoint = "other-cluster", "https://192.168.100.200:6443" },
+			func(o *Options) { o.StaticPatches = []StaticPatch{userPatch(v)} },
+			func(o *Options) { o.ClusterName = "third" },
+		}
+		for i, change := range variants {
+			o := options(v)
+			change(&o)
+			want, err := Validate(o, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Cache = c
+			for range 2 {
+				got, err := Validate(o, p)
+				if err != nil {
+					t.Fatalf("variant %d with a shared Cache: %v", i, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("variant %d: report %+v with a shared Cache, %+v without", i, got, want)
+				}
+			}
+		}
+		if len(c.patches) != 3 {
+			t.Fatalf("the Cache holds %d loaded patches, want the 3 the clusters share", len(c.patches))
+		}
+		for _, data := range [][]byte{p.ControlPlane, p.Worker, p.PostHandover} {
+			fresh, err := configpatcher.LoadPatch(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fresh.(configpatcher.StrategicMergePatch).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.patches[sha256.Sum256(data)].(configpatcher.StrategicMergePatch).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("a shared patch changed while the clusters applied it:\n%s\nfreshly loaded:\n%s", got, want)
+			}
+		}
+	})
 }
