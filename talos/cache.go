@@ -276,3 +276,57 @@ func contentsSize(o Options, name, contents string) (docSize, error) {
 	}
 	return docSize{with.bytes - without.bytes, with.extra - without.extra}, nil
 }
+
+// encodeV1alpha1 is encodePatch of the v1alpha1 control-plane patch cp (v1alpha1ControlPlane)
+// with each manifest's list item encoded once per Cache. The YAML encoder writes a block
+// sequence item from the item and its indentation alone, and the items are the document's
+// last lines: the document is its encoding with one placeholder item, less that item, followed
+// by the items, each encoded as the only item of cluster.inlineManifests
+// (TestEncodeV1alpha1IsEncodePatch, and gen --check on the lab's v1.13 cluster). An encoding
+// that does not have that shape is not spliced: cp is encoded whole.
+func (c *Cache) encodeV1alpha1(cp *yaml.Node, manifests []Manifest) ([]byte, error) {
+	whole := func() ([]byte, error) { return encodePatch([]*yaml.Node{cp}) }
+	cluster := cp.Content[1]
+	list := cluster.Content[len(cluster.Content)-1]
+	if list.Kind != yaml.SequenceNode || len(list.Content) != len(manifests) {
+		return whole()
+	}
+	itemPrefix := "cluster:\n  inlineManifests:\n"
+	item := func(m Manifest) ([]byte, error) {
+		data, err := encodeDoc(v1alpha1ControlPlane(nil, []*yaml.Node{inlineManifestItem(m)}))
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.HasPrefix(data, []byte(itemPrefix)) {
+			return nil, nil
+		}
+		return data[len(itemPrefix):], nil
+	}
+	placeholder := Manifest{Name: "placeholder", Contents: []byte(contentsPlaceholder)}
+	p, err := item(placeholder)
+	if err != nil || p == nil {
+		return whole()
+	}
+	kv := cluster.Content[:len(cluster.Content)-2]
+	head, err := encodeDoc(v1alpha1ControlPlane(kv[:len(kv):len(kv)], []*yaml.Node{inlineManifestItem(placeholder)}))
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasSuffix(head, p) {
+		return whole()
+	}
+	var buf bytes.Buffer
+	buf.WriteString(Header)
+	buf.Write(head[:len(head)-len(p)])
+	for _, m := range manifests {
+		data, err := c.doc("v1alpha1 item "+manifestKey(m.Name, m.Contents), func() ([]byte, error) { return item(m) })
+		if err != nil {
+			return nil, err
+		}
+		if data == nil {
+			return whole()
+		}
+		buf.Write(data)
+	}
+	return buf.Bytes(), nil
+}

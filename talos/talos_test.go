@@ -926,3 +926,39 @@ func TestSharedPatchesAreTransparent(t *testing.T) {
 		}
 	})
 }
+
+// On the v1alpha1 contract a Cache encodes the control-plane patch as its head and its inline
+// manifests' list items, each encoded once (encodeV1alpha1): the result is encodePatch's, also for
+// contents the literal style has to mark or cannot hold, and with or without kube-proxy.
+func TestEncodeV1alpha1IsEncodePatch(t *testing.T) {
+	c := &Cache{}
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n", "placeholder\n", strings.Repeat("long line ", 40) + "\n", "\"quoted\": 'x'\n", crds} {
+		for _, proxy := range []bool{false, true} {
+			o := options("v1.13.9")
+			o.DisableKubeProxy = proxy
+			manifests := []Manifest{{Name: "m1", Contents: []byte(contents)}, {Name: "m2", Contents: []byte(contents + "d: 4\n")}, {Name: "bootcore-crds", Contents: []byte(crds)}}
+			cp, _, _ := v1alpha1Patches(o, manifests)
+			want, err := encodePatch(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // encoded, then from the cache
+				got, err := c.encodeV1alpha1(cp[0], manifests)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("contents %q:\nencodeV1alpha1:\n%s\nencodePatch:\n%s", contents, got, want)
+				}
+			}
+		}
+	}
+	if len(c.docs) == 0 {
+		t.Fatal("nothing was encoded through the Cache")
+	}
+	for key, data := range c.docs {
+		if len(data) == 0 {
+			t.Errorf("%s: not spliced, encoded whole", key)
+		}
+	}
+}
