@@ -8,7 +8,10 @@ import (
 	"sync"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
+	coreconfig "github.com/siderolabs/talos/pkg/machinery/config/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
+	"github.com/siderolabs/talos/pkg/machinery/config/container"
 	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
 	"github.com/siderolabs/talos/pkg/machinery/config/types/k8s"
 	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
@@ -59,6 +62,70 @@ func (c *Cache) loadPatch(data []byte) (configpatcher.Patch, error) {
 	return remember(&c.mu, &c.patches, sha256.Sum256(data), func() (configpatcher.Patch, error) {
 		return configpatcher.LoadPatch(data)
 	})
+}
+
+// loadDocs is loadPatch for a patch of several YAML documents (the multi-document contract's
+// control-plane patch: its inline manifests are documents of their own), each document loaded
+// once per Cache: a fleet's clusters carry the same megabytes of CRDs in different patches.
+// Machinery's loader (configloader.NewFromBytes, as LoadPatch calls it) decodes a stream's
+// documents one by one, with no state between them but a duplicate check LoadPatch turns off
+// and the document's index, which only delete selectors keep; and it returns the decoded
+// documents in a readonly unvalidated container over the patch's bytes. So the patch is that
+// container over the documents of its documents loaded alone, provided only the first holds
+// delete selectors. Anything else (a document that does not load alone as a strategic-merge
+// patch, a selector after the first document, a marker the split does not know) is loaded whole.
+func (c *Cache) loadDocs(data []byte) (configpatcher.Patch, error) {
+	pieces := splitDocs(data)
+	if c == nil || len(pieces) < 2 {
+		return c.loadPatch(data)
+	}
+	var docs []coreconfig.Document
+	for i, piece := range pieces {
+		p, err := c.loadPatch(piece)
+		if err != nil {
+			return c.loadPatch(data)
+		}
+		smp, ok := p.(configpatcher.StrategicMergePatch)
+		if !ok {
+			return c.loadPatch(data)
+		}
+		for _, doc := range smp.Documents() {
+			if _, ok := doc.(configloader.Selector); ok && i > 0 {
+				return c.loadPatch(data)
+			}
+			docs = append(docs, doc)
+		}
+	}
+	return configpatcher.NewStrategicMergePatch(container.NewReadonlyUnvalidated(data, docs...)), nil
+}
+
+// splitDocs splits a YAML stream before each document start marker, a line "---": at the start
+// of a line a marker cannot be part of a scalar (block scalars are indented, and the scanner
+// ends any other scalar there). It returns nil for a stream with other markers at the start of
+// a line ("--- " with content, "...", a directive), which are left to the loader.
+func splitDocs(data []byte) [][]byte {
+	var pieces [][]byte
+	start := 0
+	for at := 0; at < len(data); {
+		end := bytes.IndexByte(data[at:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += at + 1
+		}
+		line := data[at:end]
+		switch {
+		case string(line) == "---\n":
+			if at > start {
+				pieces = append(pieces, data[start:at])
+			}
+			start = at
+		case bytes.HasPrefix(line, []byte("---")), bytes.HasPrefix(line, []byte("...")), bytes.HasPrefix(line, []byte("%")):
+			return nil
+		}
+		at = end
+	}
+	return append(pieces, data[start:])
 }
 
 // remember returns (*m)[key], computing and storing it when absent. compute runs unlocked: two

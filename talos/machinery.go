@@ -71,7 +71,7 @@ func Validate(o Options, p *Patches) (report *Report, err error) {
 		report.ManifestBytes[m.Name] = len(m.Contents)
 	}
 
-	// Loaded once per Cache for byte-identical patches (Cache.loadPatch): no config of Validate's
+	// Loaded once per Cache for byte-identical patches and documents (Cache.loadDocs): no config of Validate's
 	// leaves it.
 	cpPatch := namedPatch{label: "controlplane patch", data: p.ControlPlane, shared: true}
 	workerPatch := namedPatch{label: "worker patch", data: p.Worker, shared: true}
@@ -316,7 +316,7 @@ func checkHandedOver(o Options, post config.Provider, manifests, userManifests [
 type namedPatch struct {
 	label string
 	data  []byte
-	// shared: loaded through o.Cache (Cache.loadPatch), for configs that stay inside Validate.
+	// shared: loaded through o.Cache (Cache.loadDocs), for configs that stay inside Validate.
 	shared bool
 }
 
@@ -397,7 +397,7 @@ func applyPatches(o Options, role string, cfg config.Provider, patches ...namedP
 	for _, p := range patches {
 		load := configpatcher.LoadPatch
 		if p.shared {
-			load = o.Cache.loadPatch
+			load = o.Cache.loadDocs
 		}
 		patch, err := load(p.data)
 		if err != nil {

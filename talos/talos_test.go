@@ -904,24 +904,31 @@ func TestSharedPatchesAreTransparent(t *testing.T) {
 				}
 			}
 		}
-		if len(c.patches) != 3 {
-			t.Fatalf("the Cache holds %d loaded patches, want the 3 the clusters share", len(c.patches))
-		}
+		// Every patch and document the Cache loaded is what a fresh load of the same bytes gives.
+		checked := map[[32]byte]bool{}
 		for _, data := range [][]byte{p.ControlPlane, p.Worker, p.PostHandover} {
-			fresh, err := configpatcher.LoadPatch(data)
-			if err != nil {
-				t.Fatal(err)
+			for _, piece := range append(splitDocs(data), data) {
+				shared, ok := c.patches[sha256.Sum256(piece)]
+				if !ok {
+					continue
+				}
+				fresh, err := configpatcher.LoadPatch(piece)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, want := shared.(configpatcher.StrategicMergePatch).Documents(), fresh.(configpatcher.StrategicMergePatch).Documents()
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("a shared patch changed while the clusters applied it:\n%#v\nfreshly loaded:\n%#v", got, want)
+				}
+				checked[sha256.Sum256(piece)] = true
 			}
-			want, err := fresh.(configpatcher.StrategicMergePatch).Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := c.patches[sha256.Sum256(data)].(configpatcher.StrategicMergePatch).Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("a shared patch changed while the clusters applied it:\n%s\nfreshly loaded:\n%s", got, want)
+		}
+		if len(checked) != len(c.patches) || len(checked) < 3 {
+			t.Fatalf("checked %d of the %d patches the Cache holds", len(checked), len(c.patches))
+		}
+		if multidoc(v) {
+			if _, ok := c.patches[sha256.Sum256(splitDocs(p.ControlPlane)[len(splitDocs(p.ControlPlane))-1])]; !ok {
+				t.Fatal("the control-plane patch's last inline manifest was not loaded on its own")
 			}
 		}
 	})
@@ -961,4 +968,71 @@ func TestEncodeV1alpha1IsEncodePatch(t *testing.T) {
 			t.Errorf("%s: not spliced, encoded whole", key)
 		}
 	}
+}
+
+// loadDocs loads a patch document by document and gives what LoadPatch gives for the whole: the
+// lab's v1.14 patches, streams with markers it leaves to the loader, selectors after the first
+// document, and patches that do not load.
+func TestLoadDocsIsLoadPatch(t *testing.T) {
+	lab := filepath.Join("..", "integration", "testdata", "lab", "generated", "apps")
+	var inputs [][]byte
+	for _, name := range []string{"controlplane.yaml", "post-handover.yaml", "worker.yaml"} {
+		data, err := os.ReadFile(filepath.Join(lab, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, data)
+	}
+	manifest := "apiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: m\nmanifest: |\n  a: 1\n  ---\n  b: 2\n"
+	for _, s := range []string{
+		"# head\n---\n" + manifest,
+		manifest + "---\n" + strings.Replace(manifest, "name: m", "name: n", 1),
+		manifest + "---\napiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: m\n$patch: delete\n",
+		manifest + "--- \n" + manifest,
+		manifest + "...\n---\n" + manifest,
+		manifest + "---\n",
+		manifest + "---\n---\n" + manifest,
+		manifest + "---\nnot: a config\n",
+		manifest + "---\n- op: add\n",
+		manifest + "---\nmachine:\n  sysctls:\n    a: \"1\"\n",
+		"machine:\n  sysctls:\n    a: \"1\"\n---\n" + manifest,
+		manifest + "---\n" + manifest,
+	} {
+		inputs = append(inputs, []byte(s))
+	}
+	c := &Cache{}
+	for _, data := range inputs {
+		want, wantErr := configpatcher.LoadPatch(data)
+		for range 2 { // loaded, then from the cache
+			got, err := c.loadDocs(data)
+			if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Fatalf("%.200q: error %v, LoadPatch's %v", data, err, wantErr)
+			}
+			if err != nil {
+				continue
+			}
+			if reflect.TypeOf(got) != reflect.TypeOf(want) && !isStrategic(got, want) {
+				t.Fatalf("%.200q: a %T, LoadPatch gives a %T", data, got, want)
+			}
+			if smp, ok := want.(configpatcher.StrategicMergePatch); ok {
+				if !reflect.DeepEqual(got.(configpatcher.StrategicMergePatch).Documents(), smp.Documents()) {
+					t.Errorf("%.200q: documents differ from LoadPatch's", data)
+				}
+			} else if !reflect.DeepEqual(got, want) {
+				t.Errorf("%.200q: differs from LoadPatch's", data)
+			}
+		}
+	}
+	if _, ok := c.patches[sha256.Sum256([]byte("---\n"+manifest))]; !ok {
+		t.Fatal("no document was loaded on its own")
+	}
+}
+
+func isStrategic(patches ...configpatcher.Patch) bool {
+	for _, p := range patches {
+		if _, ok := p.(configpatcher.StrategicMergePatch); !ok {
+			return false
+		}
+	}
+	return true
 }
