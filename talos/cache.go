@@ -76,8 +76,11 @@ func (c *Cache) loadPatch(data []byte) (configpatcher.Patch, error) {
 // patch, a selector after the first document, a marker the split does not know) is loaded whole.
 func (c *Cache) loadDocs(data []byte) (configpatcher.Patch, error) {
 	pieces := splitDocs(data)
-	if c == nil || len(pieces) < 2 {
+	if c == nil {
 		return c.loadPatch(data)
+	}
+	if len(pieces) < 2 {
+		return c.loadV1alpha1(data)
 	}
 	var docs []coreconfig.Document
 	for i, piece := range pieces {
@@ -97,6 +100,81 @@ func (c *Cache) loadDocs(data []byte) (configpatcher.Patch, error) {
 		}
 	}
 	return configpatcher.NewStrategicMergePatch(container.NewReadonlyUnvalidated(data, docs...)), nil
+}
+
+// loadV1alpha1 is loadPatch for the v1alpha1 control-plane patch (v1alpha1ControlPlane), with
+// each inline manifest's list item loaded once per Cache. The patch is one v1alpha1 document whose
+// last lines are the items of cluster.inlineManifests. Machinery's loader decodes the document
+// into a v1alpha1.Config field by field (yaml struct decoding, then its unknown-key and null checks
+// on the same nodes), and the list item by item (ClusterInlineManifests.UnmarshalYAML decodes the
+// list, then trims each item's contents alone). So the loaded document is the head's (the patch
+// up to cluster.inlineManifests) with the items of the items loaded alone, each as the only item
+// of a v1alpha1 patch (TestLoadDocsIsLoadPatch). Any other shape is loaded whole.
+func (c *Cache) loadV1alpha1(data []byte) (configpatcher.Patch, error) {
+	const listKey, itemPrefix = "  inlineManifests:\n", "    - "
+	at := bytes.Index(data, []byte("\n"+listKey))
+	if at < 0 {
+		return c.loadPatch(data)
+	}
+	head, rest := data[:at+1], data[at+1+len(listKey):]
+	var starts []int
+	for line := 0; line < len(rest); {
+		end := bytes.IndexByte(rest[line:], '\n')
+		if end < 0 {
+			return c.loadPatch(data) // the encoder ends every line
+		}
+		end += line + 1
+		switch l := rest[line:end]; {
+		case bytes.HasPrefix(l, []byte(itemPrefix)):
+			starts = append(starts, line)
+		case len(starts) > 0 && (string(l) == "\n" || bytes.HasPrefix(l, []byte("      "))):
+		default:
+			return c.loadPatch(data)
+		}
+		line = end
+	}
+	items := make([][]byte, len(starts))
+	for k, start := range starts {
+		end := len(rest)
+		if k+1 < len(starts) {
+			end = starts[k+1]
+		}
+		items[k] = rest[start:end]
+	}
+	if len(items) == 0 {
+		return c.loadPatch(data)
+	}
+	single := func(p configpatcher.Patch) *v1alpha1.Config {
+		smp, ok := p.(configpatcher.StrategicMergePatch)
+		if !ok || len(smp.Documents()) != 1 {
+			return nil
+		}
+		doc, _ := smp.Documents()[0].(*v1alpha1.Config)
+		return doc
+	}
+	p, err := c.loadPatch(head)
+	if err != nil {
+		return c.loadPatch(data)
+	}
+	headDoc := single(p)
+	if headDoc == nil || headDoc.ClusterConfig == nil || headDoc.ClusterConfig.ClusterInlineManifests != nil {
+		return c.loadPatch(data)
+	}
+	var list v1alpha1.ClusterInlineManifests
+	for _, item := range items {
+		p, err := c.loadPatch(append([]byte("cluster:\n"+listKey), item...))
+		if err != nil {
+			return c.loadPatch(data)
+		}
+		doc := single(p)
+		if doc == nil || doc.ClusterConfig == nil || len(doc.ClusterConfig.ClusterInlineManifests) != 1 {
+			return c.loadPatch(data)
+		}
+		list = append(list, doc.ClusterConfig.ClusterInlineManifests[0])
+	}
+	doc := headDoc.DeepCopy()
+	doc.ClusterConfig.ClusterInlineManifests = list
+	return configpatcher.NewStrategicMergePatch(container.NewReadonlyUnvalidated(data, doc)), nil
 }
 
 // splitDocs splits a YAML stream before each document start marker, a line "---": at the start

@@ -904,32 +904,31 @@ func TestSharedPatchesAreTransparent(t *testing.T) {
 				}
 			}
 		}
-		// Every patch and document the Cache loaded is what a fresh load of the same bytes gives.
-		checked := map[[32]byte]bool{}
+		// Every patch and document the Cache loaded is what a Cache that only loads the same
+		// patches holds.
+		fresh := &Cache{}
 		for _, data := range [][]byte{p.ControlPlane, p.Worker, p.PostHandover} {
-			for _, piece := range append(splitDocs(data), data) {
-				shared, ok := c.patches[sha256.Sum256(piece)]
-				if !ok {
-					continue
-				}
-				fresh, err := configpatcher.LoadPatch(piece)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, want := shared.(configpatcher.StrategicMergePatch).Documents(), fresh.(configpatcher.StrategicMergePatch).Documents()
-				if !reflect.DeepEqual(got, want) {
-					t.Errorf("a shared patch changed while the clusters applied it:\n%#v\nfreshly loaded:\n%#v", got, want)
-				}
-				checked[sha256.Sum256(piece)] = true
+			if _, err := fresh.loadDocs(data); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if len(checked) != len(c.patches) || len(checked) < 3 {
-			t.Fatalf("checked %d of the %d patches the Cache holds", len(checked), len(c.patches))
+		if len(c.patches) != len(fresh.patches) || len(c.patches) < 3 {
+			t.Fatalf("the Cache holds %d patches, a fresh one %d", len(c.patches), len(fresh.patches))
 		}
-		if multidoc(v) {
-			if _, ok := c.patches[sha256.Sum256(splitDocs(p.ControlPlane)[len(splitDocs(p.ControlPlane))-1])]; !ok {
-				t.Fatal("the control-plane patch's last inline manifest was not loaded on its own")
+		for key, shared := range c.patches {
+			want, ok := fresh.patches[key]
+			if !ok {
+				t.Fatalf("the Cache holds a patch a fresh one does not")
 			}
+			got := shared.(configpatcher.StrategicMergePatch).Documents()
+			if !reflect.DeepEqual(got, want.(configpatcher.StrategicMergePatch).Documents()) {
+				t.Errorf("a shared patch changed while the clusters applied it:\n%#v", got)
+			}
+		}
+		// The control-plane patch's manifests were loaded on their own, for patches that differ
+		// elsewhere to share.
+		if len(c.patches) < 5 {
+			t.Fatalf("the Cache holds %d patches: the control-plane patch was not loaded in pieces", len(c.patches))
 		}
 	})
 }
@@ -974,14 +973,46 @@ func TestEncodeV1alpha1IsEncodePatch(t *testing.T) {
 // lab's v1.14 patches, streams with markers it leaves to the loader, selectors after the first
 // document, and patches that do not load.
 func TestLoadDocsIsLoadPatch(t *testing.T) {
-	lab := filepath.Join("..", "integration", "testdata", "lab", "generated", "apps")
+	lab := filepath.Join("..", "integration", "testdata", "lab", "generated")
 	var inputs [][]byte
-	for _, name := range []string{"controlplane.yaml", "post-handover.yaml", "worker.yaml"} {
-		data, err := os.ReadFile(filepath.Join(lab, name))
-		if err != nil {
-			t.Fatal(err)
+	for _, cluster := range []string{"apps", "infra"} {
+		for _, name := range []string{"controlplane.yaml", "post-handover.yaml", "worker.yaml"} {
+			data, err := os.ReadFile(filepath.Join(lab, cluster, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, data)
 		}
-		inputs = append(inputs, data)
+	}
+	// v1alpha1 control-plane patches (loadV1alpha1): contents the literal style has to mark or
+	// cannot hold, and shapes it leaves to the loader.
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n", strings.Repeat("long line ", 40) + "\n", "\"quoted\": 'x'\n", crds} {
+		for _, proxy := range []bool{false, true} {
+			o := options("v1.13.9")
+			o.DisableKubeProxy = proxy
+			cp, _, _ := v1alpha1Patches(o, []Manifest{{Name: "m1", Contents: []byte(contents)}, {Name: "m2", Contents: []byte(contents + "d: 4\n")}})
+			data, err := encodePatch(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, data)
+		}
+	}
+	item := "    - name: m\n      contents: |\n        a: 1\n"
+	for _, s := range []string{
+		"cluster:\n  inlineManifests:\n" + item,
+		"cluster:\n  inlineManifests:\n" + item + item,
+		"cluster:\n  inlineManifests:\n" + item + "    - name: n\n      $patch: delete\n",
+		"cluster:\n  inlineManifests:\n" + item + "machine:\n  sysctls:\n    a: \"1\"\n",
+		"machine:\n  sysctls:\n    a: \"1\"\ncluster:\n  inlineManifests:\n" + item,
+		"cluster:\n  proxy:\n    disabled: true\n  inlineManifests:\n" + item + "    - name: n\n      contents: |\n        b: 2\n",
+		"cluster:\n  inlineManifests:\n" + item + "    - name: n\n      unknown: 1\n",
+		"cluster:\n  inlineManifests:\n" + item + "    - name: n\n      contents: |\n        b: 2",
+		"cluster:\n  inlineManifests:\n    - name: m\n      contents: |-\n        a: 1\n\n        b: 2\n" + item,
+		"cluster:\n  inlineManifests: []\n",
+		"cluster:\n  inlineManifests:\n",
+	} {
+		inputs = append(inputs, []byte(s))
 	}
 	manifest := "apiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: m\nmanifest: |\n  a: 1\n  ---\n  b: 2\n"
 	for _, s := range []string{
@@ -1025,6 +1056,9 @@ func TestLoadDocsIsLoadPatch(t *testing.T) {
 	}
 	if _, ok := c.patches[sha256.Sum256([]byte("---\n"+manifest))]; !ok {
 		t.Fatal("no document was loaded on its own")
+	}
+	if _, ok := c.patches[sha256.Sum256([]byte("cluster:\n  inlineManifests:\n"+item))]; !ok {
+		t.Fatal("no v1alpha1 inline manifest was loaded on its own")
 	}
 }
 
