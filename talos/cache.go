@@ -18,13 +18,16 @@ import (
 	"go.yaml.in/yaml/v4"
 )
 
-// Cache lets the clusters of one run share the YAML encoding of their equal inline manifests.
-// A fleet's clusters carry the same megabytes of CRDs, and encoding them (into the patch, and
-// into each config to measure it) was most of Generate's and Validate's time per cluster. On the
-// multi-document contract every inline manifest is a document of its own, encoded on its own by
-// the YAML encoder and by machinery's container (Container.encodeToBuf: each document encoded
-// alone, joined by "---"), so a document's bytes depend on its contents alone and are reused.
-// The v1alpha1 contract keeps manifests inside the v1alpha1 document: nothing to share there.
+// Cache lets the clusters of one run share the YAML encoding and loading of their equal inline
+// manifests. A fleet's clusters carry the same megabytes of CRDs, and encoding them (into the
+// patch, and into each config to measure it) and loading them (each patch Validate applies) was
+// most of Generate's and Validate's time per cluster. On the multi-document contract every
+// inline manifest is a document of its own, encoded on its own by the YAML encoder and by
+// machinery's container (Container.encodeToBuf: each document encoded alone, joined by "---"),
+// so a document's bytes depend on its contents alone and are reused. The v1alpha1 contract keeps
+// manifests in the v1alpha1 document's cluster.inlineManifests list, whose items are encoded,
+// measured and loaded on their own the same way (encodeV1alpha1, v1alpha1Size, loadV1alpha1).
+// Loaded patches and documents are shared by their bytes (loadPatch, loadDocs).
 //
 // A nil Cache shares nothing. Results are the same with and without one (TestCacheIsTransparent).
 type Cache struct {
@@ -75,10 +78,10 @@ func (c *Cache) loadPatch(data []byte) (configpatcher.Patch, error) {
 // delete selectors. Anything else (a document that does not load alone as a strategic-merge
 // patch, a selector after the first document, a marker the split does not know) is loaded whole.
 func (c *Cache) loadDocs(data []byte) (configpatcher.Patch, error) {
-	pieces := splitDocs(data)
 	if c == nil {
-		return c.loadPatch(data)
+		return configpatcher.LoadPatch(data)
 	}
+	pieces := splitDocs(data)
 	if len(pieces) < 2 {
 		return c.loadV1alpha1(data)
 	}
