@@ -71,9 +71,11 @@ func Validate(o Options, p *Patches) (report *Report, err error) {
 		report.ManifestBytes[m.Name] = len(m.Contents)
 	}
 
-	cpPatch := namedPatch{label: "controlplane patch", data: p.ControlPlane}
-	workerPatch := namedPatch{label: "worker patch", data: p.Worker}
-	postPatch := namedPatch{label: "post-handover patch", data: p.PostHandover}
+	// Loaded once per Cache for byte-identical patches and documents (Cache.loadDocs): no config of Validate's
+	// leaves it.
+	cpPatch := namedPatch{label: "controlplane patch", data: p.ControlPlane, shared: true}
+	workerPatch := namedPatch{label: "worker patch", data: p.Worker, shared: true}
+	postPatch := namedPatch{label: "post-handover patch", data: p.PostHandover, shared: true}
 
 	contract, err := parseContract(o)
 	if err != nil {
@@ -314,6 +316,8 @@ func checkHandedOver(o Options, post config.Provider, manifests, userManifests [
 type namedPatch struct {
 	label string
 	data  []byte
+	// shared: loaded through o.Cache (Cache.loadDocs), for configs that stay inside Validate.
+	shared bool
 }
 
 // staticConfig generates the config for role and applies o.StaticPatches, without validating:
@@ -391,7 +395,11 @@ func applyPatches(o Options, role string, cfg config.Provider, patches ...namedP
 	in := configpatcher.WithConfig(cfg)
 
 	for _, p := range patches {
-		patch, err := configpatcher.LoadPatch(p.data)
+		load := configpatcher.LoadPatch
+		if p.shared {
+			load = o.Cache.loadDocs
+		}
+		patch, err := load(p.data)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: loading: %w", p.label, o.context(), err)
 		}

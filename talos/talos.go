@@ -109,7 +109,12 @@ func Generate(o Options) (*Patches, error) {
 			shared[len(cp)-len(manifests)+i] = manifestKey(m.Name, m.Contents)
 		}
 	}
-	if p.ControlPlane, err = o.Cache.encodeDocs(cp, shared); err != nil {
+	if o.Cache != nil && !contract.MultidocKubernetesConfigSupported() {
+		p.ControlPlane, err = o.Cache.encodeV1alpha1(cp[0], manifests)
+	} else {
+		p.ControlPlane, err = o.Cache.encodeDocs(cp, shared)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("encoding patches %s: %w", o.context(), err)
 	}
 	for _, f := range []struct {
@@ -139,7 +144,7 @@ func v1alpha1Patches(o Options, manifests []Manifest) (cp, worker, post []*yaml.
 	deletes := make([]*yaml.Node, 0, len(manifests))
 
 	for _, m := range manifests {
-		items = append(items, mapping(str("name"), str(m.Name), str("contents"), literal(string(m.Contents))))
+		items = append(items, inlineManifestItem(m))
 		// A list item with `$patch: delete` becomes a selector on the item's first other key
 		// (configloader/internal/decoder/delete.go:56-74), and the selector removes the first
 		// element whose `name` field matches (internal/decoder/selector.go:222-284). So each of
@@ -149,11 +154,21 @@ func v1alpha1Patches(o Options, manifests []Manifest) (cp, worker, post []*yaml.
 		deletes = append(deletes, mapping(str("name"), str(m.Name), str("$patch"), str("delete")))
 	}
 
-	cp = []*yaml.Node{mapping(str("cluster"), mapping(append(cniAndProxy(), str("inlineManifests"), sequence(items...))...))}
+	cp = []*yaml.Node{v1alpha1ControlPlane(cniAndProxy(), items)}
 	worker = []*yaml.Node{mapping(str("cluster"), mapping(cniAndProxy()...))}
 	post = []*yaml.Node{mapping(str("cluster"), mapping(str("inlineManifests"), sequence(deletes...)))}
 
 	return cp, worker, post
+}
+
+// v1alpha1ControlPlane is the v1alpha1 control-plane patch: the cluster's CNI and proxy
+// settings (kv), then its inline manifests, the document's last key.
+func v1alpha1ControlPlane(kv, items []*yaml.Node) *yaml.Node {
+	return mapping(str("cluster"), mapping(append(kv, str("inlineManifests"), sequence(items...))...))
+}
+
+func inlineManifestItem(m Manifest) *yaml.Node {
+	return mapping(str("name"), str(m.Name), str("contents"), literal(string(m.Contents)))
 }
 
 // multidocPatches builds the Talos >= 1.14 patches from config documents.

@@ -2,8 +2,10 @@ package talos
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -782,4 +784,289 @@ func TestCacheIsTransparent(t *testing.T) {
 			}
 		}
 	})
+}
+
+// On the v1alpha1 contract a Cache measures a config as the config with its inline manifests'
+// contents replaced by a placeholder plus each contents' own size (v1alpha1Size): the lab's real
+// configs (its v1.13 and v1.14 clusters' committed patches, with and without the post-handover
+// patch and a user's own inline manifest) and contents the literal style has to mark or cannot
+// hold measure what machinery's EncodeBytes of the whole config measures.
+func TestV1alpha1SizeIsWholeSize(t *testing.T) {
+	lab := filepath.Join("..", "integration", "testdata", "lab")
+	read := func(path ...string) []byte {
+		data, err := os.ReadFile(filepath.Join(append([]string{lab}, path...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	check := func(t *testing.T, o Options, c *Cache, label string, patches ...[]byte) {
+		t.Helper()
+		static, err := staticConfig(o, RoleControlPlane)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var named []namedPatch
+		for _, p := range patches {
+			named = append(named, namedPatch{label: label, data: p})
+		}
+		cfg, err := applyPatches(o, RoleControlPlane, static, named...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := wholeSize(o, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // measured, then from the cache
+			got, err := c.encodedSize(o, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: %d bytes with a Cache, EncodeBytes gives %d", label, got, want)
+			}
+		}
+		after, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Errorf("%s: measuring changed the config", label)
+		}
+	}
+	for _, cl := range []struct{ name, talos, static string }{
+		{"infra", "v1.13.9", "controlplane-common.yaml"},
+		{"apps", "v1.14.1", "controlplane-common-v1.14.yaml"},
+	} {
+		t.Run(cl.name, func(t *testing.T) {
+			o := Options{ClusterName: cl.name, Endpoint: "https://127.0.0.1:6443", TalosVersion: cl.talos, KubernetesVersion: "1.35.4",
+				StaticPatches: []StaticPatch{{Name: cl.static, Data: read("patches", cl.static), Role: RoleControlPlane}}}
+			cp, post := read("generated", cl.name, "controlplane.yaml"), read("generated", cl.name, "post-handover.yaml")
+			c := &Cache{}
+			check(t, o, c, "controlplane", cp)
+			check(t, o, c, "post-handover", cp, post)
+			o.StaticPatches = append(o.StaticPatches, userPatch(cl.talos))
+			check(t, o, c, "controlplane with a user manifest", cp)
+			check(t, o, c, "post-handover with a user manifest", cp, post)
+		})
+	}
+	o := options("v1.13.9")
+	c := &Cache{}
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n", "placeholder\n", strings.Repeat("long line ", 40) + "\n", "\"quoted\": 'x'\n"} {
+		var items []*yaml.Node
+		for i, m := range []string{contents, contents + "d: 4\n", crds} {
+			items = append(items, mapping(str("name"), str(fmt.Sprintf("m%d", i)), str("contents"), literal(m)))
+		}
+		patch, err := encodePatch([]*yaml.Node{mapping(str("cluster"), mapping(str("inlineManifests"), sequence(items...)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, o, c, fmt.Sprintf("contents %q", contents), patch)
+	}
+}
+
+// Validate loads byte-identical patches once per Cache (Cache.loadPatch) and shares them between
+// clusters: their reports are those of calls without a Cache, for clusters that differ in name,
+// endpoint and static patches, and the shared patches still encode as freshly loaded ones after
+// every cluster has applied them, the post-handover patch's deletes included (were the
+// control-plane patch's manifests deleted from the shared patch, the next cluster's control-plane
+// config would lack them).
+func TestSharedPatchesAreTransparent(t *testing.T) {
+	forEachContract(t, func(t *testing.T, v string) {
+		p := mustGenerate(t, options(v))
+		c := &Cache{}
+		variants := []func(*Options){
+			func(*Options) {},
+			func(o *Options) { o.ClusterName, o.Endpoint = "other-cluster", "https://192.168.100.200:6443" },
+			func(o *Options) { o.StaticPatches = []StaticPatch{userPatch(v)} },
+			func(o *Options) { o.ClusterName = "third" },
+		}
+		for i, change := range variants {
+			o := options(v)
+			change(&o)
+			want, err := Validate(o, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Cache = c
+			for range 2 {
+				got, err := Validate(o, p)
+				if err != nil {
+					t.Fatalf("variant %d with a shared Cache: %v", i, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("variant %d: report %+v with a shared Cache, %+v without", i, got, want)
+				}
+			}
+		}
+		// Every patch and document the Cache loaded is what a Cache that only loads the same
+		// patches holds.
+		fresh := &Cache{}
+		for _, data := range [][]byte{p.ControlPlane, p.Worker, p.PostHandover} {
+			if _, err := fresh.loadDocs(data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(c.patches) != len(fresh.patches) || len(c.patches) < 3 {
+			t.Fatalf("the Cache holds %d patches, a fresh one %d", len(c.patches), len(fresh.patches))
+		}
+		for key, shared := range c.patches {
+			want, ok := fresh.patches[key]
+			if !ok {
+				t.Fatalf("the Cache holds a patch a fresh one does not")
+			}
+			got := shared.(configpatcher.StrategicMergePatch).Documents()
+			if !reflect.DeepEqual(got, want.(configpatcher.StrategicMergePatch).Documents()) {
+				t.Errorf("a shared patch changed while the clusters applied it:\n%#v", got)
+			}
+		}
+		// The control-plane patch's manifests were loaded on their own, for patches that differ
+		// elsewhere to share.
+		if len(c.patches) < 5 {
+			t.Fatalf("the Cache holds %d patches: the control-plane patch was not loaded in pieces", len(c.patches))
+		}
+	})
+}
+
+// On the v1alpha1 contract a Cache encodes the control-plane patch as its head and its inline
+// manifests' list items, each encoded once (encodeV1alpha1): the result is encodePatch's, also for
+// contents the literal style has to mark or cannot hold, and with or without kube-proxy.
+func TestEncodeV1alpha1IsEncodePatch(t *testing.T) {
+	c := &Cache{}
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n", "placeholder\n", strings.Repeat("long line ", 40) + "\n", "\"quoted\": 'x'\n", crds} {
+		for _, proxy := range []bool{false, true} {
+			o := options("v1.13.9")
+			o.DisableKubeProxy = proxy
+			manifests := []Manifest{{Name: "m1", Contents: []byte(contents)}, {Name: "m2", Contents: []byte(contents + "d: 4\n")}, {Name: "bootcore-crds", Contents: []byte(crds)}}
+			cp, _, _ := v1alpha1Patches(o, manifests)
+			want, err := encodePatch(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // encoded, then from the cache
+				got, err := c.encodeV1alpha1(cp[0], manifests)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("contents %q:\nencodeV1alpha1:\n%s\nencodePatch:\n%s", contents, got, want)
+				}
+			}
+		}
+	}
+	if len(c.docs) == 0 {
+		t.Fatal("nothing was encoded through the Cache")
+	}
+	for key, data := range c.docs {
+		if len(data) == 0 {
+			t.Errorf("%s: not spliced, encoded whole", key)
+		}
+	}
+}
+
+// loadDocs loads a patch document by document and gives what LoadPatch gives for the whole: the
+// lab's v1.14 patches, streams with markers it leaves to the loader, selectors after the first
+// document, and patches that do not load.
+func TestLoadDocsIsLoadPatch(t *testing.T) {
+	lab := filepath.Join("..", "integration", "testdata", "lab", "generated")
+	var inputs [][]byte
+	for _, cluster := range []string{"apps", "infra"} {
+		for _, name := range []string{"controlplane.yaml", "post-handover.yaml", "worker.yaml"} {
+			data, err := os.ReadFile(filepath.Join(lab, cluster, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, data)
+		}
+	}
+	// v1alpha1 control-plane patches (loadV1alpha1): contents the literal style has to mark or
+	// cannot hold, and shapes it leaves to the loader.
+	for _, contents := range []string{"a: 1\n", "a: 1", "a: 1\n\n\n", " leading: space\n", "x\n\n", "tab\there\n", "trailing \nspace\n", "a: |+\n  x\n\n", "\n\nb: 2\n", "# comment\n---\nc: 3\n", strings.Repeat("long line ", 40) + "\n", "\"quoted\": 'x'\n", crds} {
+		for _, proxy := range []bool{false, true} {
+			o := options("v1.13.9")
+			o.DisableKubeProxy = proxy
+			cp, _, _ := v1alpha1Patches(o, []Manifest{{Name: "m1", Contents: []byte(contents)}, {Name: "m2", Contents: []byte(contents + "d: 4\n")}})
+			data, err := encodePatch(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, data)
+		}
+	}
+	item := "    - name: m\n      contents: |\n        a: 1\n"
+	for _, s := range []string{
+		"cluster:\n  inlineManifests:\n" + item,
+		"cluster:\n  inlineManifests:\n" + item + item,
+		"cluster:\n  inlineManifests:\n" + item + "    - name: n\n      $patch: delete\n",
+		"cluster:\n  inlineManifests:\n" + item + "machine:\n  sysctls:\n    a: \"1\"\n",
+		"machine:\n  sysctls:\n    a: \"1\"\ncluster:\n  inlineManifests:\n" + item,
+		"cluster:\n  proxy:\n    disabled: true\n  inlineManifests:\n" + item + "    - name: n\n      contents: |\n        b: 2\n",
+		"cluster:\n  inlineManifests:\n" + item + "    - name: n\n      unknown: 1\n",
+		"cluster:\n  inlineManifests:\n" + item + "    - name: n\n      contents: |\n        b: 2",
+		"cluster:\n  inlineManifests:\n    - name: m\n      contents: |-\n        a: 1\n\n        b: 2\n" + item,
+		"cluster:\n  inlineManifests: []\n",
+		"cluster:\n  inlineManifests:\n",
+	} {
+		inputs = append(inputs, []byte(s))
+	}
+	manifest := "apiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: m\nmanifest: |\n  a: 1\n  ---\n  b: 2\n"
+	for _, s := range []string{
+		"# head\n---\n" + manifest,
+		manifest + "---\n" + strings.Replace(manifest, "name: m", "name: n", 1),
+		manifest + "---\napiVersion: v1alpha1\nkind: KubeInlineManifestConfig\nname: m\n$patch: delete\n",
+		manifest + "--- \n" + manifest,
+		manifest + "...\n---\n" + manifest,
+		manifest + "---\n",
+		manifest + "---\n---\n" + manifest,
+		manifest + "---\nnot: a config\n",
+		manifest + "---\n- op: add\n",
+		manifest + "---\nmachine:\n  sysctls:\n    a: \"1\"\n",
+		"machine:\n  sysctls:\n    a: \"1\"\n---\n" + manifest,
+		manifest + "---\n" + manifest,
+	} {
+		inputs = append(inputs, []byte(s))
+	}
+	c := &Cache{}
+	for _, data := range inputs {
+		want, wantErr := configpatcher.LoadPatch(data)
+		for range 2 { // loaded, then from the cache
+			got, err := c.loadDocs(data)
+			if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Fatalf("%.200q: error %v, LoadPatch's %v", data, err, wantErr)
+			}
+			if err != nil {
+				continue
+			}
+			if reflect.TypeOf(got) != reflect.TypeOf(want) && !isStrategic(got, want) {
+				t.Fatalf("%.200q: a %T, LoadPatch gives a %T", data, got, want)
+			}
+			if smp, ok := want.(configpatcher.StrategicMergePatch); ok {
+				if !reflect.DeepEqual(got.(configpatcher.StrategicMergePatch).Documents(), smp.Documents()) {
+					t.Errorf("%.200q: documents differ from LoadPatch's", data)
+				}
+			} else if !reflect.DeepEqual(got, want) {
+				t.Errorf("%.200q: differs from LoadPatch's", data)
+			}
+		}
+	}
+	if _, ok := c.patches[sha256.Sum256([]byte("---\n"+manifest))]; !ok {
+		t.Fatal("no document was loaded on its own")
+	}
+	if _, ok := c.patches[sha256.Sum256([]byte("cluster:\n  inlineManifests:\n"+item))]; !ok {
+		t.Fatal("no v1alpha1 inline manifest was loaded on its own")
+	}
+}
+
+func isStrategic(patches ...configpatcher.Patch) bool {
+	for _, p := range patches {
+		if _, ok := p.(configpatcher.StrategicMergePatch); !ok {
+			return false
+		}
+	}
+	return true
 }
