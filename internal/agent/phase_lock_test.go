@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bootcore-dev/bootcore/integration/testbed"
-	"github.com/bootcore-dev/bootcore/internal/kube"
 	"github.com/bootcore-dev/bootcore/internal/runlock"
 )
 
@@ -17,13 +15,9 @@ import (
 // --lock-wait with the holder's identity; once the first gives the lock up (the unlock phase)
 // the next takes it at once, without waiting out the lease.
 func TestLockPhasesHandTheLockOn(t *testing.T) {
-	c := testbed.StartT(t, testbed.Options{Name: "lock", ControlPlanes: 1, Workers: -1})
+	_, k := onBed(t, "lock")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	k, err := kube.New(c.Config, FieldManager)
-	if err != nil {
-		t.Fatal(err)
-	}
 	agent := func(wait time.Duration) (env, *Reporter) {
 		rep := NewReporter(&bytes.Buffer{}, true)
 		return env{inputs: &inputs{opts: Options{LockTTL: 30 * time.Second, LockWait: wait}}, k: k, rep: rep}, rep

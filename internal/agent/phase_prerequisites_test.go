@@ -10,21 +10,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/bootcore-dev/bootcore/integration/testbed"
-	"github.com/bootcore-dev/bootcore/internal/kube"
 	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
 // The namespaces and bootstrap Secrets are created, a dry run creates nothing, a changed
 // input value applies the Secret again, and no event carries a value.
 func TestPrerequisitesCreateNamespacesAndSecrets(t *testing.T) {
-	c := testbed.StartT(t, testbed.Options{Name: "prereq", ControlPlanes: 1, Workers: -1})
+	_, k := onBed(t, "prereq")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	k, err := kube.New(c.Config, FieldManager)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
 	agent := spec.Agent{
 		Namespaces: []string{"external-secrets"},

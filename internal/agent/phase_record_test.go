@@ -9,8 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/bootcore-dev/bootcore/integration/testbed"
-	"github.com/bootcore-dev/bootcore/internal/kube"
 	"github.com/bootcore-dev/bootcore/internal/spec"
 )
 
@@ -18,13 +16,9 @@ import (
 // marker replaces the last one's phase times rather than adding to them; and once written,
 // the check passes unless phases ran again in this run.
 func TestRecordWritesTheHandOverMarker(t *testing.T) {
-	c := testbed.StartT(t, testbed.Options{Name: "record", ControlPlanes: 1, Workers: -1})
+	_, k := onBed(t, "record")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	k, err := kube.New(c.Config, FieldManager)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := k.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: MarkerNamespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bootcore-dev/bootcore/integration/testbed"
+	"github.com/bootcore-dev/bootcore/internal/kube"
 )
 
 // fakePhase records what the manager did with it; its facts say who produced them.
@@ -190,4 +193,15 @@ func TestManagerRetriesTransientErrors(t *testing.T) {
 	if _, err := RunPhase(context.Background(), m, p); !errors.As(err, &pe) || pe.Timeout == 0 || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("retries past the timeout: %v", err)
 	}
+}
+
+// onBed starts a one-node test-bed cluster (a real API server) and connects to it as the agent.
+func onBed(t *testing.T, name string) (*testbed.Cluster, *kube.Client) {
+	t.Helper()
+	c := testbed.StartT(t, testbed.Options{Name: name, ControlPlanes: 1, Workers: -1})
+	k, err := kube.New(c.Config, FieldManager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, k
 }

@@ -10,8 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
-	"github.com/bootcore-dev/bootcore/integration/testbed"
-	"github.com/bootcore-dev/bootcore/internal/kube"
 	"github.com/bootcore-dev/bootcore/talos"
 )
 
@@ -42,13 +40,9 @@ manifest: |
 // and which runs only once the CNI does: the agent waits for its kube-system/kube-dns Service
 // to have ready endpoints, as it does for a booted CoreDNS, before it installs Flux.
 func TestClusterDNSIsTalosCoreDNSWithoutADNSRelease(t *testing.T) {
-	c := testbed.StartT(t, testbed.Options{Name: "talosdns", ControlPlanes: 1, Workers: -1})
+	c, k := onBed(t, "talosdns")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	k, err := kube.New(c.Config, FieldManager)
-	if err != nil {
-		t.Fatal(err)
-	}
 	noDNSRelease := &talos.Boot{Path: "generated/infra/controlplane.yaml"}
 	p := &waitCNIPhase{env{inputs: &inputs{opts: Options{PollInterval: time.Second}, boot: noDNSRelease}, k: k, rep: NewReporter(os.Stderr, true)}}
 

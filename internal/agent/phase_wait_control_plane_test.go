@@ -8,20 +8,14 @@ import (
 	"time"
 
 	"github.com/bootcore-dev/bootcore/integration/talosemu"
-	"github.com/bootcore-dev/bootcore/integration/testbed"
-	"github.com/bootcore-dev/bootcore/internal/kube"
 )
 
 // Until the boot CNI runs a control-plane node is NotReady: the check says which node and why,
 // a dry run says what it would wait for, and the wait ends once Talos has applied the CNI.
 func TestWaitControlPlaneWaitsForTheBootCNI(t *testing.T) {
-	c := testbed.StartT(t, testbed.Options{Name: "waitcp", ControlPlanes: 1, Workers: -1})
+	c, k := onBed(t, "waitcp")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	k, err := kube.New(c.Config, FieldManager)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
 	rep := NewReporter(&out, true)
 	p := &waitControlPlanePhase{env{inputs: &inputs{}, k: k, rep: rep}}
