@@ -318,7 +318,13 @@ func (c *Cache) encodedSize(o Options, cfg config.Provider) (int, error) {
 		}
 		var s docSize
 		if m, ok := doc.(*k8s.KubeInlineManifestConfigV1Alpha1); ok {
-			s, err = c.size(contract.String()+" "+manifestKey(m.MetaName, []byte(m.ManifestSpec)), measure)
+			key := manifestKey(m.MetaName, []byte(m.ManifestSpec))
+			s, err = c.size(contract.String()+" "+key, func() (docSize, error) {
+				if s, ok, err := c.manifestDocSizeFromPatch(o, key, m); ok || err != nil {
+					return s, err
+				}
+				return measure()
+			})
 		} else {
 			s, err = measure()
 		}
@@ -381,7 +387,11 @@ func (c *Cache) v1alpha1Size(o Options, cfg config.Provider) (int, error) {
 		}
 		for i := range v.ClusterConfig.ClusterInlineManifests {
 			m := &v.ClusterConfig.ClusterInlineManifests[i]
-			s, err := c.size(contract.String()+" v1alpha1 "+manifestKey(m.InlineManifestName, []byte(m.InlineManifestContents)), func() (docSize, error) {
+			key := manifestKey(m.InlineManifestName, []byte(m.InlineManifestContents))
+			s, err := c.size(contract.String()+" v1alpha1 "+key, func() (docSize, error) {
+				if s, ok, err := c.contentsSizeFromPatch(o, key, m.InlineManifestName, m.InlineManifestContents); ok || err != nil {
+					return s, err
+				}
 				return contentsSize(o, m.InlineManifestName, m.InlineManifestContents)
 			})
 			if err != nil {
@@ -404,10 +414,7 @@ const contentsPlaceholder = "placeholder\n"
 // contentsPlaceholder, and to serviceAccountKeyExtra's count.
 func contentsSize(o Options, name, contents string) (docSize, error) {
 	measure := func(contents string) (docSize, error) {
-		doc := &v1alpha1.Config{ConfigVersion: "v1alpha1", ClusterConfig: &v1alpha1.ClusterConfig{
-			ClusterInlineManifests: v1alpha1.ClusterInlineManifests{{InlineManifestName: name, InlineManifestContents: contents}},
-		}}
-		data, err := encoder.NewEncoder(doc, encoder.WithComments(encoder.CommentsDisabled)).Encode()
+		data, err := encoder.NewEncoder(v1alpha1Holding(name, contents), encoder.WithComments(encoder.CommentsDisabled)).Encode()
 		if err != nil {
 			return docSize{}, err
 		}
@@ -425,6 +432,13 @@ func contentsSize(o Options, name, contents string) (docSize, error) {
 	return docSize{with.bytes - without.bytes, with.extra - without.extra}, nil
 }
 
+// v1alpha1Holding is a v1alpha1 document holding one inline manifest and nothing else.
+func v1alpha1Holding(name, contents string) *v1alpha1.Config {
+	return &v1alpha1.Config{ConfigVersion: "v1alpha1", ClusterConfig: &v1alpha1.ClusterConfig{
+		ClusterInlineManifests: v1alpha1.ClusterInlineManifests{{InlineManifestName: name, InlineManifestContents: contents}},
+	}}
+}
+
 // encodeV1alpha1 is encodePatch of the v1alpha1 control-plane patch cp (v1alpha1ControlPlane)
 // with each manifest's list item encoded once per Cache. The YAML encoder writes a block
 // sequence item from the item and its indentation alone, and the items are the document's
@@ -439,19 +453,8 @@ func (c *Cache) encodeV1alpha1(cp *yaml.Node, manifests []Manifest) ([]byte, err
 	if list.Kind != yaml.SequenceNode || len(list.Content) != len(manifests) {
 		return whole()
 	}
-	itemPrefix := "cluster:\n  inlineManifests:\n"
-	item := func(m Manifest) ([]byte, error) {
-		data, err := encodeDoc(v1alpha1ControlPlane(nil, []*yaml.Node{inlineManifestItem(m)}))
-		if err != nil {
-			return nil, err
-		}
-		if !bytes.HasPrefix(data, []byte(itemPrefix)) {
-			return nil, nil
-		}
-		return data[len(itemPrefix):], nil
-	}
 	placeholder := Manifest{Name: "placeholder", Contents: []byte(contentsPlaceholder)}
-	p, err := item(placeholder)
+	p, err := v1alpha1Item(placeholder)
 	if err != nil || p == nil {
 		return whole()
 	}
@@ -467,7 +470,7 @@ func (c *Cache) encodeV1alpha1(cp *yaml.Node, manifests []Manifest) ([]byte, err
 	buf.WriteString(Header)
 	buf.Write(head[:len(head)-len(p)])
 	for _, m := range manifests {
-		data, err := c.doc("v1alpha1 item "+manifestKey(m.Name, m.Contents), func() ([]byte, error) { return item(m) })
+		data, err := c.doc(v1alpha1ItemKey(m.Name, m.Contents), func() ([]byte, error) { return v1alpha1Item(m) })
 		if err != nil {
 			return nil, err
 		}
@@ -477,4 +480,24 @@ func (c *Cache) encodeV1alpha1(cp *yaml.Node, manifests []Manifest) ([]byte, err
 		buf.Write(data)
 	}
 	return buf.Bytes(), nil
+}
+
+func v1alpha1ItemKey(name string, contents []byte) string {
+	return v1alpha1ItemKeyOf(manifestKey(name, contents))
+}
+
+func v1alpha1ItemKeyOf(manifestKey string) string { return "v1alpha1 item " + manifestKey }
+
+// v1alpha1Item is m's item of cluster.inlineManifests as the patch's encoding writes it, or nil
+// when the encoding does not have the shape encodeV1alpha1 splices.
+func v1alpha1Item(m Manifest) ([]byte, error) {
+	const itemPrefix = "cluster:\n  inlineManifests:\n"
+	data, err := encodeDoc(v1alpha1ControlPlane(nil, []*yaml.Node{inlineManifestItem(m)}))
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(data, []byte(itemPrefix)) {
+		return nil, nil
+	}
+	return data[len(itemPrefix):], nil
 }

@@ -184,7 +184,7 @@ func multidocPatches(o Options, manifests []Manifest) (cp, worker, post []*yaml.
 	}
 
 	for _, m := range manifests {
-		cp = append(cp, document("KubeInlineManifestConfig", str("name"), str(m.Name), str("manifest"), literal(string(m.Contents))))
+		cp = append(cp, manifestDocument(m))
 		// A whole-document `$patch: delete` with a name deletes the document with that
 		// (apiVersion, kind, name); other KubeInlineManifestConfig documents stay.
 		post = append(post, document("KubeInlineManifestConfig", str("name"), str(m.Name), str("$patch"), str("delete")))

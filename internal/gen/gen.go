@@ -24,6 +24,7 @@ import (
 
 	"github.com/bootcore-dev/bootcore/internal/chartsource"
 	"github.com/bootcore-dev/bootcore/internal/fluxtree"
+	"github.com/bootcore-dev/bootcore/internal/parallel"
 	"github.com/bootcore-dev/bootcore/internal/render"
 	"github.com/bootcore-dev/bootcore/internal/spec"
 	"github.com/bootcore-dev/bootcore/talos"
@@ -222,22 +223,30 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 		report.Skipped = append(report.Skipped, s.String())
 	}
 
-	set, err := g.phase0(ctx, c, tree)
+	// Phase 1 renders while phase 0 does: it needs phase 0's CRDs only to scope its objects.
+	// Phase 0's error comes first, as when the phases ran one after the other.
+	p0 := later(func() (*crdSet, error) { return g.phase0(ctx, c, tree) })
+	crdsOf := func() ([]*unstructured.Unstructured, error) {
+		set, err := p0.wait()
+		if err != nil {
+			return nil, err
+		}
+		return set.crds, nil
+	}
+	cni, err := g.phase1(ctx, c, tree, crdsOf, report, bootRelease{field: "cni", Release: g.spec.CNI.Release, valuesFile: c.CNIValues})
+	var dns []*unstructured.Unstructured
+	if err == nil && g.spec.DNS != nil {
+		dns, err = g.phase1(ctx, c, tree, crdsOf, report, bootRelease{field: "dns", Release: *g.spec.DNS})
+	}
+	set, p0err := p0.wait()
+	if p0err != nil {
+		return nil, nil, p0err
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	crds, crdBytes := set.crds, set.encoded
 	report.StrippedBytes = set.stripped
-	cni, err := g.phase1(ctx, c, tree, crds, report, bootRelease{field: "cni", Release: g.spec.CNI.Release, valuesFile: c.CNIValues})
-	if err != nil {
-		return nil, nil, err
-	}
-	var dns []*unstructured.Unstructured
-	if g.spec.DNS != nil {
-		if dns, err = g.phase1(ctx, c, tree, crds, report, bootRelease{field: "dns", Release: *g.spec.DNS}); err != nil {
-			return nil, nil, err
-		}
-	}
 	cniBytes, err := render.Encode(cni)
 	if err != nil {
 		return nil, nil, err
@@ -437,6 +446,19 @@ func (g *generator) buildPhase0(sources []*crdSource) (*crdSet, error) {
 	set := &crdSet{}
 	byName := map[string]string{} // CRD name -> origin, to refuse two sources of one CRD
 	var crds []*unstructured.Unstructured
+	// The charts render on every core; their results are taken in spec order below, so the
+	// first error is the one rendering them one after the other would meet.
+	type rendered struct {
+		objs []render.Object
+		err  error
+	}
+	renders, _ := parallel.Map(len(sources), func(i int) (rendered, error) {
+		if sources[i] == nil { // a path source
+			return rendered{}, nil
+		}
+		objs, err := g.renderCRDs(sources[i].in)
+		return rendered{objs, err}, nil
+	})
 	for i, src := range g.spec.CRDs[:len(sources)] {
 		if src.Path != "" {
 			objs, err := crdFiles(g.repo, src.Path)
@@ -456,7 +478,7 @@ func (g *generator) buildPhase0(sources []*crdSource) (*crdSet, error) {
 			continue
 		}
 		rel, ch := sources[i].rel, sources[i].in.Chart
-		objs, err := g.renderCRDs(sources[i].in)
+		objs, err := renders[i].objs, renders[i].err
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rel.Origin(), err)
 		}
@@ -561,7 +583,8 @@ func (b bootRelease) valuesAt() string {
 }
 
 // phase1 renders a boot release with its boot-only overrides and applies the boot guards.
-func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, crds []*unstructured.Unstructured, report *ClusterReport, b bootRelease) ([]*unstructured.Unstructured, error) {
+// crdsOf waits for phase 0's CRDs, whose scopes decide which objects get the release namespace.
+func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.Tree, crdsOf func() ([]*unstructured.Unstructured, error), report *ClusterReport, b bootRelease) ([]*unstructured.Unstructured, error) {
 	rel, err := tree.Release(b.HelmRelease)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.field, err)
@@ -637,6 +660,10 @@ func (g *generator) phase1(ctx context.Context, c spec.Cluster, tree *fluxtree.T
 		return nil, fmt.Errorf("%s: %w", origin, err)
 	}
 
+	crds, err := crdsOf()
+	if err != nil {
+		return nil, err
+	}
 	scopes := crdScopes(crds)
 	releaseNS := rel.HR.GetReleaseNamespace()
 	var out []*unstructured.Unstructured
@@ -807,4 +834,25 @@ func copyMap(v map[string]any) map[string]any {
 	out := map[string]any{}
 	_ = yaml.Unmarshal(data, &out)
 	return out
+}
+
+// future is a result computed on its own goroutine.
+type future[T any] struct {
+	done chan struct{}
+	v    T
+	err  error
+}
+
+func later[T any](f func() (T, error)) *future[T] {
+	r := &future[T]{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.v, r.err = f()
+	}()
+	return r
+}
+
+func (r *future[T]) wait() (T, error) {
+	<-r.done
+	return r.v, r.err
 }

@@ -24,6 +24,8 @@ import (
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/bootcore-dev/bootcore/internal/parallel"
 )
 
 // Input is one release to render.
@@ -174,28 +176,56 @@ func sortRendered(ch *chart.Chart, files map[string]string, includeCRDDir bool) 
 		kind string
 		objs []Object
 	}
+	// The documents parse on every core (megabytes of CRDs in phase 0), into a list in
+	// file and document order, which is the order everything below reads them in.
+	type doc struct{ name, text string }
+	var docs []doc
+	for _, name := range names {
+		for _, d := range splitManifests(strings.TrimSpace(files[name])) {
+			docs = append(docs, doc{name, "---\n# Source: " + name + "\n" + strings.TrimSpace(d) + "\n"})
+		}
+	}
+	if includeCRDDir {
+		for _, crd := range ch.CRDObjects() {
+			docs = append(docs, doc{"", "---\n# Source: " + crd.Filename + "\n" + string(crd.File.Data) + "\n"})
+		}
+	}
+	type read struct {
+		objs           []Object
+		events         []string
+		isHook, crdDir bool
+	}
+	parsed, err := parallel.Map(len(docs), func(i int) (read, error) {
+		objs, err := Split(docs[i].text)
+		if err != nil || docs[i].name == "" || len(objs) == 0 {
+			return read{objs: objs, crdDir: docs[i].name == ""}, err
+		}
+		events, isHook, err := hookEvents(objs[0])
+		if err != nil {
+			return read{}, fmt.Errorf("%s: %w", docs[i].name, err)
+		}
+		return read{objs: objs, events: events, isHook: isHook}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	var manifests []entry
 	var hooks []Hook
-	for _, name := range names {
-		for _, doc := range splitManifests(strings.TrimSpace(files[name])) {
-			objs, err := Split("---\n# Source: " + name + "\n" + strings.TrimSpace(doc) + "\n")
-			if err != nil {
-				return nil, err
-			}
-			if len(objs) == 0 { // comments only: Helm keeps an empty manifest, which holds no object
-				continue
-			}
-			o := objs[0]
-			events, isHook, err := hookEvents(o)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			switch {
-			case !isHook:
-				manifests = append(manifests, entry{kind: o.GetKind(), objs: objs})
-			case events != nil:
-				hooks = append(hooks, Hook{Kind: o.GetKind(), Name: o.GetName(), Template: name, Events: events})
-			}
+	var crdDir []Object
+	for i, r := range parsed {
+		o := Object{}
+		if len(r.objs) > 0 {
+			o = r.objs[0]
+		}
+		switch {
+		case r.crdDir: // the crds/ directory, installed first
+			crdDir = append(crdDir, r.objs...)
+		case len(r.objs) == 0: // comments only: Helm keeps an empty manifest, which holds no object
+		case !r.isHook:
+			manifests = append(manifests, entry{kind: o.GetKind(), objs: r.objs})
+		case r.events != nil:
+			hooks = append(hooks, Hook{Kind: o.GetKind(), Name: o.GetName(), Template: docs[i].name, Events: r.events})
 		}
 	}
 	order := make(map[string]int, len(releaseutil.InstallOrder))
@@ -216,16 +246,7 @@ func sortRendered(ch *chart.Chart, files map[string]string, includeCRDDir bool) 
 	sort.SliceStable(manifests, func(i, j int) bool { return less(manifests[i].kind, manifests[j].kind) })
 	sort.SliceStable(hooks, func(i, j int) bool { return less(hooks[i].Kind, hooks[j].Kind) })
 
-	res := &Result{Hooks: hooks}
-	if includeCRDDir {
-		for _, crd := range ch.CRDObjects() {
-			objs, err := Split("---\n# Source: " + crd.Filename + "\n" + string(crd.File.Data) + "\n")
-			if err != nil {
-				return nil, err
-			}
-			res.Objects = append(res.Objects, objs...)
-		}
-	}
+	res := &Result{Hooks: hooks, Objects: crdDir}
 	for _, m := range manifests {
 		res.Objects = append(res.Objects, m.objs...)
 	}
@@ -277,8 +298,8 @@ func Split(manifest string) ([]Object, error) {
 	var out []Object
 	for _, doc := range splitManifests(manifest) {
 		source := sourceOf(doc)
-		var m map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+		m, err := decode([]byte(doc))
+		if err != nil {
 			return nil, fmt.Errorf("%s: invalid YAML: %w", source, err)
 		}
 		if len(m) == 0 {
@@ -398,8 +419,9 @@ func copyValues(v map[string]any) map[string]any {
 // megabytes of CRDs. sigs.k8s.io/yaml hands go-yaml v2 the values as go-yaml parses them back
 // from JSON; yamlValues converts to exactly those (see FuzzEncode).
 func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
-	var b bytes.Buffer
-	for i, o := range objs {
+	// Each object encodes on its own, so the megabytes of phase 0 encode on every core.
+	encoded, err := parallel.Map(len(objs), func(i int) ([]byte, error) {
+		o := objs[i]
 		v, ok := yamlValues(o.Object)
 		var data []byte
 		var err error
@@ -411,6 +433,17 @@ func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
 		}
+		return data, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	for _, data := range encoded {
+		size += len(data) + len("---\n")
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	for i, data := range encoded {
 		if i > 0 {
 			b.WriteString("---\n")
 		}
@@ -470,6 +503,74 @@ func yamlValues(v any) (any, bool) {
 		}
 		return v, true
 	case bool, nil, int64, int, int32:
+		return v, true
+	}
+	return nil, false
+}
+
+// decode is sigs.k8s.io/yaml.Unmarshal into a map, the values Split has always returned,
+// without its JSON round trip (go-yaml's values made JSON-able, JSON encoding, JSON decoding),
+// a fifth of the parse of phase 0's megabytes. It converts go-yaml v2's values to what that round
+// trip makes of them: string keys, numbers as float64, nested maps as map[string]any. Anything
+// the round trip would rewrite or refuse (keys that are not strings, invalid UTF-8, NaN and
+// infinities, timestamps, a document that is not a map), and every error, is left to
+// sigs.k8s.io/yaml itself (FuzzDecode).
+func decode(doc []byte) (map[string]any, error) {
+	var v any
+	if err := yamlv2.Unmarshal(doc, &v); err == nil {
+		if v == nil {
+			return nil, nil
+		}
+		if m, ok := v.(map[any]any); ok {
+			if out, ok := jsonValue(m); ok {
+				return out.(map[string]any), nil
+			}
+		}
+	}
+	var m map[string]any
+	err := yaml.Unmarshal(doc, &m)
+	return m, err
+}
+
+// jsonValue is v as JSON encoding and decoding into an interface{} would return it, or false
+// where the round trip could change it.
+func jsonValue(v any) (any, bool) {
+	switch v := v.(type) {
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			ks, ok := k.(string)
+			if !ok || !utf8.ValidString(ks) {
+				return nil, false
+			}
+			c, ok := jsonValue(e)
+			if !ok {
+				return nil, false
+			}
+			out[ks] = c
+		}
+		return out, true
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			c, ok := jsonValue(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	case string:
+		return v, utf8.ValidString(v)
+	case int:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case float64:
+		return v, !math.IsNaN(v) && !math.IsInf(v, 0)
+	case bool, nil:
 		return v, true
 	}
 	return nil, false
