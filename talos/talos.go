@@ -242,24 +242,26 @@ func normalize(contents []byte) []byte {
 	return bytes.TrimLeft(contents, "\t\n\v\f\r")
 }
 
-// validYAML remembers the digests of manifests checkYAMLStream found valid: Generate and
-// Validate both check the same megabytes, and clusters share their CRD manifest.
-var validYAML sync.Map
+// yamlChecks holds checkYAMLStream's verdict per manifest digest, one check each: Generate and
+// Validate both check the same megabytes, and clusters (which render concurrently) share their
+// CRD manifest.
+var yamlChecks sync.Map // [32]byte → *yamlCheck
+
+type yamlCheck struct {
+	once sync.Once
+	err  error
+}
 
 // checkYAMLStream catches syntax errors at generation time instead of on the node, where
 // Talos would fail to apply the manifest on every boot.
-func checkYAMLStream(contents []byte) (err error) {
-	sum := sha256.Sum256(contents)
-	if _, ok := validYAML.Load(sum); ok {
-		return nil
-	}
+func checkYAMLStream(contents []byte) error {
+	v, _ := yamlChecks.LoadOrStore(sha256.Sum256(contents), &yamlCheck{})
+	c := v.(*yamlCheck)
+	c.once.Do(func() { c.err = parseYAMLStream(contents) })
+	return c.err
+}
 
-	defer func() {
-		if err == nil {
-			validYAML.Store(sum, true)
-		}
-	}()
-
+func parseYAMLStream(contents []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("invalid YAML: %v", r)
