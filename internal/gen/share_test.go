@@ -221,3 +221,20 @@ func TestPhase0ErrorsInSourceOrder(t *testing.T) {
 		t.Fatalf("err = %v, want crds[0]'s: it renders no CRD", err)
 	}
 }
+
+// Phase 1 renders while phase 0 does; when both fail, the error is phase 0's, as when the phases
+// ran one after the other.
+func TestPhase0ErrorBeforePhase1s(t *testing.T) {
+	root := labCopy(t)
+	edit(t, root, "bootstrap/bootcore.yaml", "installCRDs: true", "installCRDs: false")
+	write(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "{}\n") // the CNI renders a Secret: a phase-1 guard fails
+	_, err := Run(context.Background(), Options{Repo: root, CacheDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "rendered no CustomResourceDefinition") {
+		t.Fatalf("err = %v, want phase 0's: a source renders no CRD", err)
+	}
+	root = labCopy(t)
+	write(t, root, "bootstrap/clusters/infra/cilium-values.yaml", "{}\n")
+	if _, err := Run(context.Background(), Options{Repo: root, CacheDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "Secret cilium-ca") {
+		t.Fatalf("err = %v, want phase 1's guard alone", err)
+	}
+}
