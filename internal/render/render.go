@@ -458,30 +458,11 @@ func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
 // integral float below 1e21 as digits, which go-yaml reads as an int64 if they fit, else a
 // uint64, else a float; every other value reads back as itself.
 func yamlValues(v any) (any, bool) {
+	return rebuild(v, func(k string) (string, bool) { return k, utf8.ValidString(k) }, yamlLeaf)
+}
+
+func yamlLeaf(v any) (any, bool) {
 	switch v := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			if !utf8.ValidString(k) {
-				return nil, false
-			}
-			c, ok := yamlValues(e)
-			if !ok {
-				return nil, false
-			}
-			out[k] = c
-		}
-		return out, true
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			c, ok := yamlValues(e)
-			if !ok {
-				return nil, false
-			}
-			out[i] = c
-		}
-		return out, true
 	case string:
 		return v, utf8.ValidString(v)
 	case float64:
@@ -506,6 +487,38 @@ func yamlValues(v any) (any, bool) {
 		return v, true
 	}
 	return nil, false
+}
+
+// rebuild copies a tree of maps with K keys and []any, with string keys (key) and leaf's
+// values, or returns false where key or leaf does.
+func rebuild[K comparable](v any, key func(K) (string, bool), leaf func(any) (any, bool)) (any, bool) {
+	switch v := v.(type) {
+	case map[K]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			ks, ok := key(k)
+			if !ok {
+				return nil, false
+			}
+			c, ok := rebuild(e, key, leaf)
+			if !ok {
+				return nil, false
+			}
+			out[ks] = c
+		}
+		return out, true
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			c, ok := rebuild(e, key, leaf)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
+	}
+	return leaf(v)
 }
 
 // decode is sigs.k8s.io/yaml.Unmarshal into a map, the values Split has always returned,
@@ -535,31 +548,14 @@ func decode(doc []byte) (map[string]any, error) {
 // jsonValue is v as JSON encoding and decoding into an interface{} would return it, or false
 // where the round trip could change it.
 func jsonValue(v any) (any, bool) {
+	return rebuild(v, func(k any) (string, bool) {
+		ks, ok := k.(string)
+		return ks, ok && utf8.ValidString(ks)
+	}, jsonLeaf)
+}
+
+func jsonLeaf(v any) (any, bool) {
 	switch v := v.(type) {
-	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			ks, ok := k.(string)
-			if !ok || !utf8.ValidString(ks) {
-				return nil, false
-			}
-			c, ok := jsonValue(e)
-			if !ok {
-				return nil, false
-			}
-			out[ks] = c
-		}
-		return out, true
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			c, ok := jsonValue(e)
-			if !ok {
-				return nil, false
-			}
-			out[i] = c
-		}
-		return out, true
 	case string:
 		return v, utf8.ValidString(v)
 	case int:
