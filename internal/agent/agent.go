@@ -186,8 +186,9 @@ const loadGCPercent = 50
 // less peak RSS for ~55 ms more CPU). Afterwards the garbage is collected and its pages
 // returned to the OS at once (debug.FreeOSMemory: one GC of a ~8 MiB live heap), instead of
 // the runtime keeping them for tens of seconds while the hand-over's own allocations
-// (discovery, Helm) come on top; kustomize's schema goes with them. A lower GOGC set by the
-// user (or off) is left alone.
+// (discovery, Helm) come on top. kustomize's schema stays: install-flux's post-renderer
+// builds with it (releaseMemory drops it after that phase). A lower GOGC set by the user (or
+// off) is left alone.
 func loadInputsLean(ctx context.Context, opts Options) (*inputs, error) {
 	if old := debug.SetGCPercent(loadGCPercent); old < loadGCPercent {
 		debug.SetGCPercent(old)
@@ -196,12 +197,18 @@ func loadInputsLean(ctx context.Context, opts Options) (*inputs, error) {
 	}
 	in, err := loadInputs(ctx, opts)
 	if err == nil {
-		// kustomize's decoded schema would stay live for the whole hand-over, which builds
-		// nothing (half of the live heap after loading on the lab).
-		fluxtree.ReleaseSchema()
 		debug.FreeOSMemory()
 	}
 	return in, err
+}
+
+// releaseMemory drops what the phases after install-flux never use and returns the freed
+// pages to the OS (issue #16): kustomize's decoded schema (~5 MiB of Go values; no later phase
+// builds), and the garbage of the Helm installs, which the runtime would otherwise keep for
+// the rest of the run, under the allocations of the hand-over's waits.
+func releaseMemory() {
+	fluxtree.ReleaseSchema()
+	debug.FreeOSMemory()
 }
 
 // loadInputs reads the repository: errors are the user's to fix (exit 2), found before the
@@ -399,6 +406,7 @@ func (p *phases) run(ctx context.Context, m *Manager) *Result {
 	if err != nil {
 		return &Result{Err: err}
 	}
+	releaseMemory()
 	handedOver, err := RunPhase(ctx, m, p.handover)
 	if err != nil {
 		return &Result{Err: err}
