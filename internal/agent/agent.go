@@ -175,32 +175,33 @@ type inputs struct {
 	outDir   string
 }
 
-// loadGCPercent is the GC target while the inputs load (see loadInputsLean).
-const loadGCPercent = 50
+// leanGCPercent is the GC target while the agent makes its two large transients: loading its
+// inputs, and install-flux's Helm installs (see withLeanGC).
+const leanGCPercent = 50
 
-// loadInputsLean is loadInputs with the agent's memory peak in mind (issue #16: the agent's
-// peak RSS is set here, not by the hand-over). Loading parses the multi-MiB boot patch and
-// walks the Flux tree (the repository's files in memory, kustomize's schemas): ~20 MiB live at
-// its peak, almost all of it garbage afterwards. With the default GOGC of 100 the heap grows
-// to twice that before a collection; at 50 it stays ~1.5 times (measured on the lab: ~5 MiB
-// less peak RSS for ~55 ms more CPU). Afterwards the garbage is collected and its pages
-// returned to the OS at once (debug.FreeOSMemory: one GC of a ~8 MiB live heap), instead of
-// the runtime keeping them for tens of seconds while the hand-over's own allocations
-// (discovery, Helm) come on top; kustomize's schema goes with them. A lower GOGC set by the
-// user (or off) is left alone.
-func loadInputsLean(ctx context.Context, opts Options) (*inputs, error) {
-	if old := debug.SetGCPercent(loadGCPercent); old < loadGCPercent {
+// withLeanGC runs fn with the agent's memory peak in mind (issue #16), then collects its garbage
+// and returns the freed pages to the OS at once (debug.FreeOSMemory: one GC of the live heap),
+// instead of the runtime keeping them for tens of seconds under the allocations that follow.
+// Loading parses the multi-MiB boot patch and walks the Flux tree (the repository's files in
+// memory, kustomize's schemas): ~20 MiB live at its peak, almost all of it garbage afterwards;
+// Helm loads, renders, post-renders and stores each chart. With the default GOGC of 100 the
+// heap grows to twice what is live before a collection; at 50 it stays ~1.5 times (measured on
+// the lab: the load's ~8 MiB less anonymous memory for ~40 ms more CPU). A lower GOGC set by
+// the user (or off) is left alone.
+func withLeanGC(fn func()) {
+	if old := debug.SetGCPercent(leanGCPercent); old < leanGCPercent {
 		debug.SetGCPercent(old)
 	} else {
 		defer debug.SetGCPercent(old)
 	}
-	in, err := loadInputs(ctx, opts)
-	if err == nil {
-		// kustomize's decoded schema would stay live for the whole hand-over, which builds
-		// nothing (half of the live heap after loading on the lab).
-		fluxtree.ReleaseSchema()
-		debug.FreeOSMemory()
-	}
+	fn()
+	debug.FreeOSMemory()
+}
+
+// loadInputsLean is loadInputs with a lean GC (withLeanGC). kustomize's schema stays:
+// install-flux's post-renderer builds with it (it is dropped after that phase).
+func loadInputsLean(ctx context.Context, opts Options) (in *inputs, err error) {
+	withLeanGC(func() { in, err = loadInputs(ctx, opts) })
 	return in, err
 }
 
@@ -395,7 +396,14 @@ func (p *phases) run(ctx context.Context, m *Manager) *Result {
 	if _, err := RunPhase(ctx, m, p.prerequisites); err != nil {
 		return &Result{Err: err}
 	}
-	flux, err := RunPhase(ctx, m, p.installFlux)
+	var flux fluxFacts
+	var err error
+	withLeanGC(func() {
+		flux, err = RunPhase(ctx, m, p.installFlux)
+		// kustomize's decoded schema (~5 MiB of Go values) is garbage too: no later phase
+		// builds.
+		fluxtree.ReleaseSchema()
+	})
 	if err != nil {
 		return &Result{Err: err}
 	}

@@ -114,18 +114,28 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*unstructured.Unstructured, 
 
 // GetMetadata reads one object's metadata only.
 func (c *Client) GetMetadata(ctx context.Context, ref Ref) (*metav1.PartialObjectMetadata, error) {
+	ri, err := c.metadataResource(ref)
+	if err != nil {
+		return nil, err
+	}
+	return ri.Get(ctx, ref.Name, metav1.GetOptions{})
+}
+
+// metadataResource is Resource for the metadata client: requests through it get only the
+// objects' metadata back.
+func (c *Client) metadataResource(ref Ref) (metadata.ResourceInterface, error) {
 	_, m, err := c.Resource(ref.GVK, ref.Namespace)
 	if err != nil {
 		return nil, err
 	}
 	if m.Scope.Name() != meta.RESTScopeNameNamespace {
-		return c.Metadata.Resource(m.Resource).Get(ctx, ref.Name, metav1.GetOptions{})
+		return c.Metadata.Resource(m.Resource), nil
 	}
 	ns := ref.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
-	return c.Metadata.Resource(m.Resource).Namespace(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	return c.Metadata.Resource(m.Resource).Namespace(ns), nil
 }
 
 // List lists the objects of a kind in namespace; "" lists every namespace.
