@@ -118,56 +118,54 @@ func (c *Cache) encoded(key string) ([]byte, bool) {
 	return data, ok && data != nil
 }
 
+// fromPatch is grownSize for contents x, whose patch encoding Generate stored under key:
+// patchedPH encodes the patch's document with contentsPlaceholder for x, and configuredPH is
+// the config's document holding contentsPlaceholder, returned encoded as configured.
+func (c *Cache) fromPatch(o Options, key, x string, patchedPH func() ([]byte, error), configuredPH any) (grown int, configured []byte, ok bool, err error) {
+	patchedX, ok := c.encoded(key)
+	if !ok {
+		return 0, nil, false, nil
+	}
+	if free, err := keyFree(o, x); err != nil || !free {
+		return 0, nil, false, err
+	}
+	ph, err := patchedPH()
+	if err != nil || ph == nil {
+		return 0, nil, false, err
+	}
+	if configured, err = encoder.NewEncoder(configuredPH, encoder.WithComments(encoder.CommentsDisabled)).Encode(); err != nil {
+		return 0, nil, false, err
+	}
+	grown, ok = grownSize(patchedX, ph, configured, x)
+	return grown, configured, ok, nil
+}
+
 // contentsSizeFromPatch is contentsSize (the v1alpha1 contract) from the list item Generate
 // encoded for the same manifest (key: its manifestKey), when there is one and grownSize applies.
 func (c *Cache) contentsSizeFromPatch(o Options, key, name, contents string) (docSize, bool, error) {
-	patchedX, ok := c.encoded(v1alpha1ItemKeyOf(key))
-	if !ok {
-		return docSize{}, false, nil
+	patchedPH := func() ([]byte, error) {
+		return v1alpha1Item(Manifest{Name: name, Contents: []byte(contentsPlaceholder)})
 	}
-	if free, err := keyFree(o, contents); err != nil || !free {
-		return docSize{}, false, err
-	}
-	patchedPH, err := v1alpha1Item(Manifest{Name: name, Contents: []byte(contentsPlaceholder)})
-	if err != nil || patchedPH == nil {
-		return docSize{}, false, err
-	}
-	configuredPH, err := encoder.NewEncoder(v1alpha1Holding(name, contentsPlaceholder), encoder.WithComments(encoder.CommentsDisabled)).Encode()
-	if err != nil {
-		return docSize{}, false, err
-	}
-	n, ok := grownSize(patchedX, patchedPH, configuredPH, contents)
-	return docSize{bytes: n}, ok, nil
+	n, _, ok, err := c.fromPatch(o, v1alpha1ItemKeyOf(key), contents, patchedPH, v1alpha1Holding(name, contentsPlaceholder))
+	return docSize{bytes: n}, ok, err
 }
 
 // manifestDocSizeFromPatch measures a KubeInlineManifestConfig document (the multi-document
-// contract) from the document Generate encoded for the same manifest (key: its manifestKey), when there is one and
-// grownSize applies: the document with a placeholder for its manifest, encoded, plus what the
-// manifest grows it by.
+// contract) from the document Generate encoded for the same manifest (key: its manifestKey),
+// when there is one and grownSize applies: the document with a placeholder for its manifest,
+// encoded, plus what the manifest grows it by.
 func (c *Cache) manifestDocSizeFromPatch(o Options, key string, m *k8s.KubeInlineManifestConfigV1Alpha1) (docSize, bool, error) {
-	patchedX, ok := c.encoded(key)
-	if !ok {
-		return docSize{}, false, nil
-	}
-	if free, err := keyFree(o, m.ManifestSpec); err != nil || !free {
-		return docSize{}, false, err
-	}
-	patchedPH, err := encodeDoc(manifestDocument(Manifest{Name: m.MetaName, Contents: []byte(contentsPlaceholder)}))
-	if err != nil {
-		return docSize{}, false, err
+	patchedPH := func() ([]byte, error) {
+		return encodeDoc(manifestDocument(Manifest{Name: m.MetaName, Contents: []byte(contentsPlaceholder)}))
 	}
 	ph := m.DeepCopy()
 	ph.ManifestSpec = contentsPlaceholder
-	configuredPH, err := encoder.NewEncoder(ph, encoder.WithComments(encoder.CommentsDisabled)).Encode()
-	if err != nil {
+	n, configured, ok, err := c.fromPatch(o, key, m.ManifestSpec, patchedPH, ph)
+	if !ok || err != nil {
 		return docSize{}, false, err
 	}
-	n, ok := grownSize(patchedX, patchedPH, configuredPH, m.ManifestSpec)
-	if !ok {
-		return docSize{}, false, nil
-	}
-	extra, err := serviceAccountKeyExtra(o, configuredPH)
-	return docSize{len(configuredPH) + n, extra}, true, err
+	extra, err := serviceAccountKeyExtra(o, configured)
+	return docSize{len(configured) + n, extra}, true, err
 }
 
 // manifestDocument is the multi-document contract's patch document of a manifest.

@@ -225,9 +225,9 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 
 	// Phase 1 renders while phase 0 does: it needs phase 0's CRDs only to scope its objects.
 	// Phase 0's error comes first, as when the phases ran one after the other.
-	p0 := later(func() (*crdSet, error) { return g.phase0(ctx, c, tree) })
+	p0 := parallel.Later(func() (*crdSet, error) { return g.phase0(ctx, c, tree) })
 	crdsOf := func() ([]*unstructured.Unstructured, error) {
-		set, err := p0.wait()
+		set, err := p0.Wait()
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +238,7 @@ func (g *generator) cluster(ctx context.Context, c spec.Cluster) (map[string][]b
 	if err == nil && g.spec.DNS != nil {
 		dns, err = g.phase1(ctx, c, tree, crdsOf, report, bootRelease{field: "dns", Release: *g.spec.DNS})
 	}
-	set, p0err := p0.wait()
+	set, p0err := p0.Wait()
 	if p0err != nil {
 		return nil, nil, p0err
 	}
@@ -834,25 +834,4 @@ func copyMap(v map[string]any) map[string]any {
 	out := map[string]any{}
 	_ = yaml.Unmarshal(data, &out)
 	return out
-}
-
-// future is a result computed on its own goroutine.
-type future[T any] struct {
-	done chan struct{}
-	v    T
-	err  error
-}
-
-func later[T any](f func() (T, error)) *future[T] {
-	r := &future[T]{done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.v, r.err = f()
-	}()
-	return r
-}
-
-func (r *future[T]) wait() (T, error) {
-	<-r.done
-	return r.v, r.err
 }

@@ -1,5 +1,6 @@
 // Package parallel runs independent pieces of CPU-bound work on every core and hands back
-// their results as a sequential loop would: in order, with the first error by position.
+// their results as a sequential loop would: in order, with the first error by position; or one
+// piece in the background while the caller goes on (Later).
 package parallel
 
 import (
@@ -44,4 +45,27 @@ func Map[T any](n int, f func(i int) (T, error)) ([]T, error) {
 		}
 	}
 	return out, nil
+}
+
+// Future is a result computed on a goroutine of its own (Later).
+type Future[T any] struct {
+	done chan struct{}
+	v    T
+	err  error
+}
+
+// Later starts f and returns its Future at once.
+func Later[T any](f func() (T, error)) *Future[T] {
+	r := &Future[T]{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.v, r.err = f()
+	}()
+	return r
+}
+
+// Wait returns f's result once it has one.
+func (r *Future[T]) Wait() (T, error) {
+	<-r.done
+	return r.v, r.err
 }

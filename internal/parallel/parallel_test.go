@@ -56,3 +56,14 @@ func TestMapOfNothing(t *testing.T) {
 		t.Fatalf("Map(0) = %v, %v", got, err)
 	}
 }
+
+func TestLaterWaitsForItsResult(t *testing.T) {
+	release := make(chan struct{})
+	f := Later(func() (int, error) { <-release; return 7, errors.New("seven") })
+	close(release)
+	for range 2 { // every Wait gets the one result
+		if v, err := f.Wait(); v != 7 || err == nil || err.Error() != "seven" {
+			t.Fatalf("Wait() = %d, %v; want 7, seven", v, err)
+		}
+	}
+}

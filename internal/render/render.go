@@ -191,14 +191,14 @@ func sortRendered(ch *chart.Chart, files map[string]string, includeCRDDir bool) 
 		}
 	}
 	type read struct {
-		objs           []Object
-		events         []string
-		isHook, crdDir bool
+		objs   []Object
+		events []string
+		isHook bool
 	}
 	parsed, err := parallel.Map(len(docs), func(i int) (read, error) {
 		objs, err := Split(docs[i].text)
 		if err != nil || docs[i].name == "" || len(objs) == 0 {
-			return read{objs: objs, crdDir: docs[i].name == ""}, err
+			return read{objs: objs}, err
 		}
 		events, isHook, err := hookEvents(objs[0])
 		if err != nil {
@@ -214,17 +214,14 @@ func sortRendered(ch *chart.Chart, files map[string]string, includeCRDDir bool) 
 	var hooks []Hook
 	var crdDir []Object
 	for i, r := range parsed {
-		o := Object{}
-		if len(r.objs) > 0 {
-			o = r.objs[0]
-		}
 		switch {
-		case r.crdDir: // the crds/ directory, installed first
+		case docs[i].name == "": // the crds/ directory, installed first
 			crdDir = append(crdDir, r.objs...)
 		case len(r.objs) == 0: // comments only: Helm keeps an empty manifest, which holds no object
 		case !r.isHook:
-			manifests = append(manifests, entry{kind: o.GetKind(), objs: r.objs})
+			manifests = append(manifests, entry{kind: r.objs[0].GetKind(), objs: r.objs})
 		case r.events != nil:
+			o := r.objs[0]
 			hooks = append(hooks, Hook{Kind: o.GetKind(), Name: o.GetName(), Template: docs[i].name, Events: r.events})
 		}
 	}
@@ -438,18 +435,7 @@ func Encode(objs []*unstructured.Unstructured) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := 0
-	for _, data := range encoded {
-		size += len(data) + len("---\n")
-	}
-	b := bytes.NewBuffer(make([]byte, 0, size))
-	for i, data := range encoded {
-		if i > 0 {
-			b.WriteString("---\n")
-		}
-		b.Write(data)
-	}
-	return b.Bytes(), nil
+	return bytes.Join(encoded, []byte("---\n")), nil
 }
 
 // yamlValues returns v with every value as go-yaml v2 decodes it from its JSON encoding, or
